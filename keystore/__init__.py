@@ -1,0 +1,26 @@
+"""TokenHub keystore: keys in Postgres, cached in Redis and in-process, revoked over Redis pub/sub."""
+
+from .clock import Clock
+from .errors import (
+    DuplicateKey,
+    ExpiredKey,
+    InvalidInput,
+    KeystoreError,
+    MalformedKey,
+    NotFound,
+    RateLimited,
+    RevokedKey,
+    StorageUnavailable,
+    UnknownKey,
+)
+from .hashing import Overloaded
+from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation
+from .service import STATUSES, KeyStore
+from .settings import KeystoreSettings
+from .verify import Hooks
+
+__all__ = [
+    "UNSET", "Actor", "ApiKey", "AuditEvent", "Clock", "DuplicateKey", "ExpiredKey", "Hooks", "InvalidInput",
+    "IssuedKey", "KeyPage", "KeyStore", "KeystoreError", "KeystoreSettings", "MalformedKey", "NotFound",
+    "Overloaded", "Propagation", "RateLimited", "RevokedKey", "STATUSES", "StorageUnavailable", "UnknownKey",
+]

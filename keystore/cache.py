@@ -1,0 +1,194 @@
+"""The two cache layers in front of Postgres: the in-process cache and the shared Redis record cache.
+
+In-process (`LocalCache`): verified keys keyed by a digest of the whole presented key, so a wrong
+secret can never match an entry; negative caches for unknown key ids and known-bad presented keys.
+
+Redis (`RedisCache`): key records (public fields, version and argon2 hash; never a secret) under
+`<ns>:key:<id>`, as `<version>|<json>`. Writes go through a compare-and-set script that never replaces
+a newer version with an older one, which is what closes the cache-fill race across instances.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cachetools import TLRUCache, TTLCache
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .models import ApiKey, StoredKey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Entry:
+    """A presented key that passed argon2, and the record it was checked against."""
+
+    stored: StoredKey
+    verified_at: float  # last time the record was confirmed against Redis/Postgres
+    until: float  # the key's own end (expiry or scheduled revocation), epoch seconds
+
+
+class LocalCache:
+    """In-process caches. Every write is guarded against stale loaders (see `may_fill`)."""
+
+    def __init__(self, *, size: int, lifetime: float, negative_size: int, negative_ttl: float,
+                 version_memory: float, timer: Callable[[], float]) -> None:
+        self._timer = timer
+        # An entry lives until its re-check horizon. It is never trusted past the key's own end:
+        # every hit compares `until` with the clock (see verify.py), and an entry kept past that end
+        # answers "expired/revoked" without another argon2 verification.
+        self._entries: TLRUCache[bytes, Entry] = TLRUCache(
+            maxsize=size, ttu=lambda _k, _e, now: now + lifetime, timer=timer
+        )
+        self._by_id: dict[str, bytes] = {}  # key id -> digest of its one verified presented form
+        self._unknown_ids: TTLCache[str, bool] = TTLCache(negative_size, negative_ttl, timer=timer)
+        self._bad: TTLCache[bytes, bool] = TTLCache(negative_size, negative_ttl, timer=timer)
+        # Newest version known per key id, from evictions; a loader holding an older one may not fill.
+        self._versions: TTLCache[str, int] = TTLCache(negative_size, version_memory, timer=timer)
+        self.generation = 0  # bumped by every flush
+
+    def get(self, digest: bytes) -> Entry | None:
+        return self._entries.get(digest)
+
+    def may_fill(self, stored: StoredKey, generation: int) -> bool:
+        if generation != self.generation:
+            return False
+        return stored.key.version >= self._versions.get(stored.key.id, 0)
+
+    def put(self, digest: bytes, stored: StoredKey, generation: int) -> bool:
+        if not self.may_fill(stored, generation):
+            return False
+        self._entries[digest] = Entry(stored, self._timer(), stored.key.usable_until())
+        self._by_id[stored.key.id] = digest
+        self._unknown_ids.pop(stored.key.id, None)
+        return True
+
+    def evict(self, key_id: str, version: int) -> None:
+        if version > self._versions.get(key_id, 0):
+            self._versions[key_id] = version
+        digest = self._by_id.pop(key_id, None)
+        if digest is not None:
+            self._entries.pop(digest, None)
+        self._unknown_ids.pop(key_id, None)
+
+    def flush(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+        self._by_id.clear()
+        self._unknown_ids.clear()
+
+    def mark_unknown(self, key_id: str) -> None:
+        self._unknown_ids[key_id] = True
+
+    def is_unknown(self, key_id: str) -> bool:
+        return key_id in self._unknown_ids
+
+    def mark_bad(self, digest: bytes) -> None:
+        self._bad[digest] = True
+
+    def is_bad(self, digest: bytes) -> bool:
+        return digest in self._bad
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# KEYS[1] record key; ARGV[1] version; ARGV[2] value; ARGV[3] ttl ms.
+# Writes only when no record is there or the one there is older.
+_SET_IF_NEWER = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local v = tonumber(string.match(cur, '^(%d+)|'))
+  if v and v >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+def _dump(stored: StoredKey) -> bytes:
+    k = stored.key
+    body = {
+        "id": k.id, "name": k.name, "account": k.account, "hint": k.hint, "hash": stored.secret_hash,
+        "created_at": k.created_at, "expires_at": k.expires_at, "last_used_at": k.last_used_at,
+        "revoked_at": k.revoked_at, "allowed_models": k.allowed_models,
+        "allowed_providers": k.allowed_providers, "rotated_from": k.rotated_from, "version": k.version,
+    }
+    return str(k.version).encode() + b"|" + orjson.dumps(body)
+
+
+def _when(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _load(raw: bytes) -> StoredKey:
+    body = orjson.loads(raw.split(b"|", 1)[1])
+    key = ApiKey(
+        id=body["id"], name=body["name"], account=body["account"], hint=body["hint"],
+        created_at=datetime.fromisoformat(body["created_at"]), expires_at=_when(body["expires_at"]),
+        last_used_at=_when(body["last_used_at"]), revoked_at=_when(body["revoked_at"]),
+        allowed_models=tuple(body["allowed_models"]), allowed_providers=tuple(body["allowed_providers"]),
+        rotated_from=body["rotated_from"], version=body["version"],
+    )
+    return StoredKey(key=key, secret_hash=body["hash"])
+
+
+class RedisCache:
+    """Key records in Redis. Every failure is swallowed and reported as a miss: Redis is only a cache.
+
+    After a failure Redis is skipped for `retry_after` seconds so a dead Redis costs one timeout, not
+    one per request.
+    """
+
+    def __init__(self, redis: Redis, *, namespace: str, ttl: float, retry_after: float,
+                 timer: Callable[[], float]) -> None:
+        self._redis = redis
+        self._ns = namespace
+        self._ttl_ms = int(ttl * 1000)
+        self._retry_after = retry_after
+        self._timer = timer
+        self._down_until = 0.0
+        self._set_if_newer = redis.register_script(_SET_IF_NEWER)
+
+    def record_key(self, key_id: str) -> str:
+        return f"{self._ns}:key:{key_id}"
+
+    @property
+    def available(self) -> bool:
+        return self._timer() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        log.warning("redis cache unavailable (%s); skipping it for %.1fs", exc.__class__.__name__,
+                    self._retry_after)
+        self._down_until = self._timer() + self._retry_after
+
+    async def get(self, key_id: str) -> StoredKey | None:
+        if not self.available:
+            return None
+        try:
+            raw = await self._redis.get(self.record_key(key_id))
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        return None if raw is None else _load(raw)
+
+    async def put(self, stored: StoredKey) -> bool:
+        """Store the record unless Redis already holds this version or a newer one."""
+        if not self.available:
+            return False
+        try:
+            written = await self._set_if_newer(
+                keys=[self.record_key(stored.key.id)],
+                args=[stored.key.version, _dump(stored), self._ttl_ms],
+            )
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
+        return bool(written)

@@ -1,0 +1,135 @@
+"""Shared fixtures: the real Postgres and Redis named by TEST_DATABASE_URL and TEST_REDIS_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from keystore import Hooks, KeyStore, KeystoreSettings
+from keystore.pg import Database
+from tests.support import FakeClock, QueryCounter
+
+TABLES = "api_keys, key_changes, audit_log"
+
+
+def _service_url(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set: run the tests with `bash deploy/dev.sh test`")
+    return value
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _service_url("TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _service_url("TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str) -> None:
+    async def migrate() -> None:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            await Database(pool).migrate()
+        finally:
+            await pool.close()
+
+    asyncio.run(migrate())
+
+
+@pytest.fixture
+def queries() -> QueryCounter:
+    return QueryCounter()
+
+
+async def open_pool(url: str, counter: QueryCounter | None = None, **kw: Any) -> asyncpg.Pool:
+    async def init(conn: asyncpg.Connection) -> None:
+        if counter is not None:
+            conn.add_query_logger(counter)
+
+    return await asyncpg.create_pool(url, min_size=1, max_size=10, init=init, timeout=5, **kw)
+
+
+@pytest.fixture
+async def pool(database_url: str, migrated: None, queries: QueryCounter) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(database_url, queries)
+    await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    queries.queries.clear()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"thtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{namespace}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(namespace: str) -> KeystoreSettings:
+    return KeystoreSettings(
+        namespace=namespace, ping_interval_seconds=0.5, resubscribe_delay_seconds=0.1,
+        heartbeat_seconds=0.5, poll_interval_seconds=0.2, ack_timeout_seconds=2.0,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def redis_pair(url: str, *, timeout: float = 2.0) -> tuple[Redis, Redis]:
+    """The cache/command client and the pub/sub client (no read timeout, no silent retries)."""
+    main = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    feed = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    return main, feed
+
+
+StoreFactory = Callable[..., Awaitable[KeyStore]]
+
+
+@pytest.fixture
+async def make_store(pool: asyncpg.Pool, redis_url: str, settings: KeystoreSettings,
+                     clock: FakeClock) -> AsyncIterator[StoreFactory]:
+    """Build KeyStore instances (each like one proxy instance) and close them at teardown."""
+    opened: list[tuple[KeyStore, list[Redis]]] = []
+
+    async def make(*, start: bool = True, redis_url_override: str | None = None,
+                   db_pool: asyncpg.Pool | None = None, hooks: Hooks | None = None,
+                   store_clock: FakeClock | None = None, **overrides: Any) -> KeyStore:
+        main, feed = redis_pair(redis_url_override or redis_url)
+        store = KeyStore(db_pool or pool, main, replace(settings, **overrides), pubsub_redis=feed,
+                         clock=store_clock or clock, hooks=hooks)
+        opened.append((store, [main, feed]))
+        if start:
+            await store.start()
+        return store
+
+    yield make
+    for store, clients in opened:
+        await store.close()
+        for c in clients:
+            await c.aclose()
