@@ -15,12 +15,12 @@ from .errors import (
 )
 from .hashing import Overloaded
 from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation
-from .service import STATUSES, KeyStore
+from .service import STATUSES, KeyStore, migrate
 from .settings import KeystoreSettings
 from .verify import Hooks
 
 __all__ = [
     "UNSET", "Actor", "ApiKey", "AuditEvent", "Clock", "DuplicateKey", "ExpiredKey", "Hooks", "InvalidInput",
     "IssuedKey", "KeyPage", "KeyStore", "KeystoreError", "KeystoreSettings", "MalformedKey", "NotFound",
-    "Overloaded", "Propagation", "RateLimited", "RevokedKey", "STATUSES", "StorageUnavailable", "UnknownKey",
+    "Overloaded", "Propagation", "RateLimited", "RevokedKey", "STATUSES", "StorageUnavailable", "UnknownKey", "migrate",
 ]

@@ -169,6 +169,12 @@ class RedisCache:
                     self._retry_after)
         self._down_until = self._timer() + self._retry_after
 
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
     async def get(self, key_id: str) -> StoredKey | None:
         if not self.available:
             return None

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from . import keygen
 from .cache import LocalCache, RedisCache
 from .clock import Clock
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, StorageUnavailable
 from .hashing import Hasher
 from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation, StoredKey
 from .pg import Database, decode_cursor, encode_cursor
@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 STATUSES = ("active", "expired", "revoked")
 MAX_NAME = 200
 _ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+async def migrate(pool: asyncpg.Pool, *, timeout: float = 60.0) -> list[str]:
+    """Apply pending schema migrations; idempotent and safe from several instances at once."""
+    return await Database(pool, timeout=timeout).migrate()
 
 
 class KeyStore:
@@ -87,6 +92,16 @@ class KeyStore:
     @property
     def stats(self) -> AuthStats:
         return self._auth.stats
+
+    async def postgres_ok(self) -> bool:
+        try:
+            await self.db.ping()
+        except StorageUnavailable:
+            return False
+        return True
+
+    async def redis_ok(self) -> bool:
+        return await self.records.ping()
 
     async def migrate(self) -> list[str]:
         return await self.db.migrate()

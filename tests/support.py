@@ -18,7 +18,7 @@ class FakeClock(Clock):
     """A clock that starts at real time and moves only when told."""
 
     def __init__(self) -> None:
-        self.t = time.time()
+        self.t = float(int(time.time()))  # whole seconds: Postgres keeps microseconds, floats do not
 
     def time(self) -> float:
         return self.t

@@ -1,0 +1,1 @@
+"""TokenHub proxy: the aiohttp server in front of OpenAI-compatible providers."""

@@ -1,0 +1,83 @@
+"""The `tokenhub` command line: serve, migrate, keys, local."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvloop
+
+from keystore import migrate
+
+from . import cli_keys, local
+from .config import Config, ConfigError, load_config
+from .log import setup_logging
+from .resources import create_pool
+from .serve import StartupError, check_runtime, run_instance
+
+log = logging.getLogger("tokenhub")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("TOKENHUB_CONFIG")
+    return load_config(Path(path) if path else None, os.environ)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    setup_logging(config.logging)
+    check_runtime(config)
+    uvloop.run(run_instance(config))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    setup_logging(config.logging)
+
+    async def run() -> list[str]:
+        pool = await create_pool(config)
+        try:
+            return await migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; schema is current")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenhub", description="TokenHub authenticating LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the proxy and admin listeners")
+    serve.add_argument("--config", help="TOML config file (default: $TOKENHUB_CONFIG)")
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply database migrations (idempotent, safe concurrently)")
+    migrate.add_argument("--config", help="TOML config file (default: $TOKENHUB_CONFIG)")
+    migrate.set_defaults(func=cmd_migrate)
+    cli_keys.register(sub)
+    local.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"tokenhub: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"tokenhub: cannot start:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

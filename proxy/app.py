@@ -1,0 +1,53 @@
+"""`create_app()` and `create_admin_app()`: the only place that wires the pieces together. No I/O here."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from keystore import Clock
+
+from . import admin, forward, health
+from .config import Config
+from .errors import error_mw
+from .log import add_request_id_header, request_id_mw
+from .metrics import Metrics
+from .resources import storage_ctx, upstream_http_ctx
+from .state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, UPSTREAMS
+from .upstreams import Upstreams
+
+
+def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
+    """The proxy listener: `/v1/…` (authenticated), `/healthz`, `/readyz`."""
+    metrics = Metrics()
+    root = web.Application(middlewares=[request_id_mw, metrics.middleware(), error_mw],
+                           client_max_size=config.server.max_body_bytes)
+    root[CONFIG] = config
+    root[METRICS] = metrics
+    root[UPSTREAMS] = Upstreams(config.providers, config.aliases)
+    root[DRAINING] = [False]
+    if clock is not None:
+        root[CLOCK] = clock
+    root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx])
+    root.on_response_prepare.append(add_request_id_header)
+    root.add_routes(health.routes)
+    root.add_subapp("/v1/", forward.make_subapp())
+    return root
+
+
+def create_admin_app(config: Config, proxy_app: web.Application) -> web.Application:
+    """The admin listener: `/admin/…` (admin token), the API Keys page, `/metrics`.
+
+    It shares the proxy app's keystore and metrics, so start it after `proxy_app` has started.
+    """
+    app = web.Application(middlewares=[request_id_mw, error_mw], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[METRICS] = proxy_app[METRICS]
+    app[UPSTREAMS] = proxy_app[UPSTREAMS]
+
+    async def share_keystore(admin_app: web.Application) -> None:
+        admin_app[KEYSTORE] = proxy_app[KEYSTORE]
+
+    app.on_startup.append(share_keystore)
+    app.on_response_prepare.append(add_request_id_header)
+    admin.setup(app)
+    return app

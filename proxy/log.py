@@ -1,0 +1,88 @@
+"""Logging: set up once from config; the request-id and key-id context; key material redacted everywhere."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import datetime, timezone
+
+import orjson
+from aiohttp import web
+
+from .config import LoggingConfig
+
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+KEY_ID: ContextVar[str] = ContextVar("key_id", default="-")
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Anything shaped like a TokenHub key or a bearer credential; aiohttp logs raw bad header lines.
+_SECRETISH = re.compile(r"th-[0-9A-Za-z_]{8,}|(?i:bearer\s+)[^\s\"',;]+|sk-[0-9A-Za-z_-]{8,}")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def redact(text: str) -> str:
+    return _SECRETISH.sub("[redacted]", text)
+
+
+class ContextFilter(logging.Filter):
+    """Adds request_id and key_id to every record and redacts key material from its text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        record.key_id = KEY_ID.get()
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+            "key_id": getattr(record, "key_id", "-"),
+        }
+        if record.exc_text:
+            out["exception"] = record.exc_text
+        return orjson.dumps(out).decode()
+
+
+def setup_logging(config: LoggingConfig, stream: object = None) -> logging.Handler:
+    """Configure the root logger once; returns the handler (tests capture through it)."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if config.format == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(key_id)s] %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(config.level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler
+
+
+@web.middleware
+async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+    inbound = request.headers.get("X-Request-ID", "")
+    request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
+    request["request_id"] = request_id
+    REQUEST_ID.set(request_id)
+    KEY_ID.set("-")
+    return await handler(request)
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, streamed ones and errors included, carries the id."""
+    response.headers["x-request-id"] = request.get("request_id") or REQUEST_ID.get()

@@ -1,0 +1,20 @@
+"""The application keys (`web.AppKey`) under which shared objects live. Nothing else."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from keystore import Clock, KeyStore
+
+from .config import Config
+from .metrics import Metrics
+from .upstreams import Upstreams
+
+CONFIG = web.AppKey("config", Config)
+KEYSTORE = web.AppKey("keystore", KeyStore)
+UPSTREAM_HTTP = web.AppKey("upstream_http", aiohttp.ClientSession)
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
+METRICS = web.AppKey("metrics", Metrics)
+DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
+CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock
