@@ -94,8 +94,10 @@ cmd_test() {
   ensure_venv
   ensure_postgres
   ensure_redis
-  create_db tokenhub_test
-  export TEST_DATABASE_URL="$PG_URL_BASE/tokenhub_test"
+  local db=${TOKENHUB_TEST_DB:-tokenhub_test}  # parallel runs each use their own database
+  create_db "$db"
+  [ -x deploy/ensure-chromium.sh ] && bash deploy/ensure-chromium.sh
+  export TEST_DATABASE_URL="$PG_URL_BASE/$db"
   export TEST_REDIS_URL="$REDIS_URL_BASE/13"
   say "running the tests (Postgres $TEST_DATABASE_URL, Redis $TEST_REDIS_URL)"
   "$VENV/bin/python" -m pytest "$@"
