@@ -17,6 +17,8 @@ from .config import LoggingConfig
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 KEY_ID: ContextVar[str] = ContextVar("key_id", default="-")
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the request id, also on the request itself
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the id on the request too (a RequestKey: no warning)
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Anything shaped like a TokenHub key or a bearer credential; aiohttp logs raw bad header lines.
 _SECRETISH = re.compile(r"th-[0-9A-Za-z_]{8,}|(?i:bearer\s+)[^\s\"',;]+|sk-[0-9A-Za-z_-]{8,}")
@@ -77,7 +79,7 @@ def setup_logging(config: LoggingConfig, stream: object = None) -> logging.Handl
 async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     inbound = request.headers.get("X-Request-ID", "")
     request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     REQUEST_ID.set(request_id)
     KEY_ID.set("-")
     return await handler(request)
@@ -85,4 +87,4 @@ async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamRes
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response, streamed ones and errors included, carries the id."""
-    response.headers["x-request-id"] = request.get("request_id") or REQUEST_ID.get()
+    response.headers["x-request-id"] = request.get(REQUEST_ID_KEY) or REQUEST_ID.get()
