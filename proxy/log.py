@@ -17,7 +17,6 @@ from .config import LoggingConfig
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 KEY_ID: ContextVar[str] = ContextVar("key_id", default="-")
-REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the request id, also on the request itself
 REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the id on the request too (a RequestKey: no warning)
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Anything shaped like a TokenHub key or a bearer credential; aiohttp logs raw bad header lines.
