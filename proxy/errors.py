@@ -6,7 +6,9 @@ we create in the OpenAI shape `{"error": {"message", "type", "param", "code"}}`.
     ├── AuthenticationFailed  401 authentication_error / invalid_api_key
     ├── Forbidden             403 permission_error / model_not_allowed
     ├── NotFound              404 not_found_error
+    ├── RequestTimeout        408 invalid_request_error / request_timeout
     ├── PayloadTooLarge       413 invalid_request_error / request_too_large
+    ├── UnsupportedMediaType  415 invalid_request_error / unsupported_content_encoding
     ├── TooManyRequests       429 rate_limit_error
     ├── UpstreamUnavailable   502 api_error / upstream_unavailable
     ├── ServiceUnavailable    503 api_error / service_unavailable
@@ -63,8 +65,16 @@ class NotFound(ProxyError):
     status, error_type, code = 404, "not_found_error", "not_found"
 
 
+class RequestTimeout(ProxyError):
+    status, error_type, code = 408, "invalid_request_error", "request_timeout"
+
+
 class PayloadTooLarge(ProxyError):
     status, error_type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class UnsupportedMediaType(ProxyError):
+    status, error_type, code = 415, "invalid_request_error", "unsupported_content_encoding"
 
 
 class TooManyRequests(ProxyError):

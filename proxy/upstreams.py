@@ -26,6 +26,10 @@ class Upstreams:
         """`provider/model` or a configured alias; None when no provider serves it."""
         return self._names.get(requested)
 
+    def names(self) -> list[tuple[str, Route]]:
+        """Every name a client may send: `provider/model` names first, then aliases."""
+        return list(self._names.items())
+
     def routes(self) -> list[Route]:
         return list(self._routes.values())
 

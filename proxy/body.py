@@ -1,0 +1,70 @@
+"""Reading and validating a request body: a byte limit that also holds for chunked bodies, no
+compressed bodies, a deadline for the whole body, JSON parsed exactly once.
+
+aiohttp enforces `client_max_size` only inside `request.read()`, and it silently decompresses bodies
+sent with `Content-Encoding` while the headers still describe the compressed bytes. So we count the
+bytes ourselves and refuse any `Content-Encoding` but `identity` (415): LLM request bodies are small
+JSON, and a decompression bomb is not worth supporting.
+
+The parsed object is what the caller validates and re-serialises for the provider: with
+`{"model": "a", "model": "b"}` orjson keeps `b`, and the provider then receives only `b`, so a
+duplicate key cannot smuggle a model past the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+
+
+def _check_headers(request: web.Request, limit: int) -> None:
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType("Compressed request bodies (Content-Encoding) are not accepted; "
+                                   "send the JSON uncompressed.", param="Content-Encoding")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    stream = request.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.readany():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """The whole body, at most `limit` bytes, within `timeout` seconds; raises 413/415/408."""
+    _check_headers(request, limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"The request body did not arrive within {timeout:g} seconds.") from None
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object carrying a string `model`; InvalidRequest otherwise."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    if not isinstance(model, str):
+        raise InvalidRequest("The model parameter must be a string.", param="model")
+    return body
