@@ -1,0 +1,197 @@
+"""The admin API's wire format: strict JSON request bodies and queries in, key/audit objects out.
+
+Every rejection is an `InvalidRequest` (400) naming the offending field in `param`, or a 413 for a body
+over the admin listener's `client_max_size`. Nothing here does I/O beyond reading the request body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web
+from multidict import MultiMapping
+
+from keystore import ApiKey, AuditEvent, Propagation
+
+from .errors import InvalidRequest, PayloadTooLarge
+from .upstreams import Upstreams
+
+CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers"})
+UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers"})
+ROTATE_FIELDS = frozenset({"grace_seconds"})
+MAX_GRACE_SECONDS = 30 * 86400
+MAX_LIST = 1000  # restriction entries; more than any real config has models
+MAX_QUERY_VALUE = 256
+# RFC 3339 date-time (section 5.6): a full date, a full time, an explicit offset. `fromisoformat`
+# alone would take date-only strings, basic format and naive times.
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"name": "a", "name": "b"} would silently become "b"; say so instead.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidRequest(f"field {key!r} appears more than once", param=key)
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_object(raw: bytes, allowed: frozenset[str], *, empty_ok: bool = False) -> dict[str, Any]:
+    """Bytes → a JSON object whose keys are all in `allowed`."""
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise InvalidRequest("the request body must be a JSON object")
+    try:
+        body = json.loads(raw, object_pairs_hook=_object_without_duplicates, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                             f"column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, NaN/Infinity, absurd nesting
+        raise InvalidRequest(f"the request body is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown field {unknown[0][:100]!r}; allowed fields: {', '.join(sorted(allowed))}",
+                             param=unknown[0][:100])
+    return body
+
+
+async def read_object(request: web.Request, allowed: frozenset[str], *, empty_ok: bool = False) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the request body is larger than {request.client_max_size} bytes") from None
+    return parse_object(raw, allowed, empty_ok=empty_ok)
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """An RFC 3339 date-time with an explicit offset, as an aware datetime in UTC."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidRequest(f"{field} must be an RFC 3339 date-time with a timezone, "
+                             "e.g. 2030-01-31T12:00:00Z", param=field)
+    date, clock, fraction, offset = match.groups()
+    fraction = f".{(fraction or '0')[:6]:0<6}"
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{field} is not a valid date-time: {value[:64]!r}", param=field) from None
+
+
+def optional_time(body: Mapping[str, Any], field: str) -> datetime | None:
+    value = body.get(field)
+    return None if value is None else parse_time(value, field)
+
+
+def string(body: Mapping[str, Any], field: str) -> str:
+    value = body[field]
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field} must be a string", param=field)
+    return value
+
+
+def string_list(body: Mapping[str, Any], field: str) -> list[str]:
+    value = body.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{field} must be a list of strings", param=field)
+    if len(value) > MAX_LIST:
+        raise InvalidRequest(f"{field} may hold at most {MAX_LIST} entries", param=field)
+    return list(dict.fromkeys(value))
+
+
+def grace_seconds(body: Mapping[str, Any]) -> float:
+    value = body.get("grace_seconds", 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GRACE_SECONDS:
+        raise InvalidRequest(f"grace_seconds must be a number of seconds from 0 to {MAX_GRACE_SECONDS}",
+                             param="grace_seconds")
+    return float(value)
+
+
+def check_restrictions(models: Iterable[str], providers: Iterable[str], upstreams: Upstreams) -> None:
+    """Only configured names, and no model whose provider the provider list excludes (a dead key)."""
+    models, providers = list(models), list(providers)
+    for m in models:
+        if not upstreams.knows_model(m):
+            raise InvalidRequest(f"allowed_models: unknown model {m[:100]!r}; models are named provider/model, "
+                                 "see GET /admin/providers", param="allowed_models")
+    for p in providers:
+        if not upstreams.knows_provider(p):
+            raise InvalidRequest(f"allowed_providers: unknown provider {p[:100]!r}; see GET /admin/providers",
+                                 param="allowed_providers")
+    for m in models:
+        if providers and m.partition("/")[0] not in providers:
+            raise InvalidRequest(f"allowed_models: {m!r} belongs to a provider that allowed_providers "
+                                 "excludes, so the key could never use it", param="allowed_models")
+
+
+# -- queries ------------------------------------------------------------------------------------------
+
+def query(params: MultiMapping[str], allowed: frozenset[str]) -> dict[str, str]:
+    """Query parameters: each known, given at most once, of sane length."""
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if name not in allowed:
+            raise InvalidRequest(f"unknown query parameter {name[:100]!r}; allowed: {', '.join(sorted(allowed))}",
+                                 param=name[:100])
+        if name in out:
+            raise InvalidRequest(f"query parameter {name!r} given more than once", param=name)
+        if len(value) > MAX_QUERY_VALUE:
+            raise InvalidRequest(f"{name} is too long", param=name)
+        out[name] = value
+    return out
+
+
+def limit(params: Mapping[str, str], default: int = 100) -> int:
+    text = params.get("limit")
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise InvalidRequest("limit must be an integer from 1 to 1000", param="limit")
+    return int(text)
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+def rfc3339(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def key_object(key: ApiKey, now: float) -> dict[str, Any]:
+    return {
+        "id": key.id, "name": key.name, "account": key.account, "hint": key.hint,
+        "created_at": rfc3339(key.created_at), "expires_at": rfc3339(key.expires_at),
+        "last_used_at": rfc3339(key.last_used_at), "revoked_at": rfc3339(key.revoked_at),
+        "status": key.status(now), "allowed_models": list(key.allowed_models),
+        "allowed_providers": list(key.allowed_providers), "rotated_from": key.rotated_from,
+    }
+
+
+def propagation_object(p: Propagation) -> dict[str, Any]:
+    return {"instances": p.instances, "confirmed": p.confirmed, "published": p.published}
+
+
+def audit_object(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "at": rfc3339(event.at), "actor": event.actor, "action": event.action,
+            "key_id": event.key_id, "request_id": event.request_id, "details": event.details}
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
