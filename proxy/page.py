@@ -1,0 +1,78 @@
+"""The operators' API Keys page on the admin listener: `/ui/keys` and its static files.
+
+The page is plain HTML, CSS and ES modules from `proxy/static/` (no build step, nothing fetched from
+anywhere else). It signs in with the admin token, keeps it in `sessionStorage` and calls the
+`/admin/…` REST API with it as a Bearer token; the page itself needs no token to load, and holds no
+data until the API answers.
+
+Every page response carries a strict Content-Security-Policy: scripts, styles and connections from
+this origin only, no inline script or style, no framing, no forms posting anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_PATH = "/ui/keys"
+STATIC_PREFIX = "/ui/static/"
+
+CSP = "; ".join([
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+# The files the page may load, and their types: an explicit table, so nothing else in the
+# directory (or outside it) can ever be served.
+ASSETS: dict[str, str] = {
+    "app.css": "text/css; charset=utf-8",
+    "main.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "render.js": "text/javascript; charset=utf-8",
+    "dialogs.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+
+def setup(app: web.Application) -> None:
+    """Add the page's routes: `/` and `/ui` redirect to `/ui/keys`; assets under `/ui/static/`."""
+    app.router.add_get("/", _to_page)
+    app.router.add_get("/ui", _to_page)
+    app.router.add_get("/ui/", _to_page)
+    app.router.add_get(PAGE_PATH, keys_page)
+    app.router.add_get(STATIC_PREFIX + "{name}", asset)
+
+
+async def _to_page(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(PAGE_PATH, headers=SECURITY_HEADERS)
+
+
+async def keys_page(request: web.Request) -> web.StreamResponse:
+    # no-store: the HTML is static, but a shared machine's cache should hold nothing of this page.
+    headers = SECURITY_HEADERS | {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    return web.FileResponse(STATIC_DIR / "index.html", headers=headers)
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    content_type = ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    # no-cache: revalidate every time (FileResponse answers 304 from Last-Modified), so an upgrade
+    # never leaves an operator with a stale script.
+    headers = SECURITY_HEADERS | {"Content-Type": content_type, "Cache-Control": "no-cache"}
+    return web.FileResponse(STATIC_DIR / name, headers=headers)
