@@ -18,6 +18,7 @@ from .config import Config, ConfigError, load_config
 from .log import setup_logging
 from .resources import create_pool
 from .serve import StartupError, check_runtime, run_instance
+from .supervisor import Supervisor
 
 log = logging.getLogger("tokenhub")
 
@@ -31,6 +32,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     setup_logging(config.logging)
     check_runtime(config)
+    if args.worker is not None:  # started by the supervisor below
+        uvloop.run(run_instance(config, worker=args.worker, reuse_port=True, parent_pid=os.getppid()))
+        return 0
+    workers = config.server.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise StartupError("--workers must be at least 1")
+    if workers > 1:
+        return Supervisor(config, args.config or os.environ.get("TOKENHUB_CONFIG"), workers, os.environ).run()
     uvloop.run(run_instance(config))
     return 0
 
@@ -56,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the proxy and admin listeners")
     serve.add_argument("--config", help="TOML config file (default: $TOKENHUB_CONFIG)")
+    serve.add_argument("--workers", type=int, help="processes sharing the ports (default: [server] workers)")
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: run as worker N
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="apply database migrations (idempotent, safe concurrently)")
     migrate.add_argument("--config", help="TOML config file (default: $TOKENHUB_CONFIG)")

@@ -1,20 +1,32 @@
-"""`tokenhub serve`: run the proxy and admin listeners under aiohttp's production runner."""
+"""`tokenhub serve`: one instance (the proxy and admin listeners in this process, under aiohttp's
+production runner), its graceful drain on SIGTERM/SIGINT, and the access log.
+
+Several workers are run by `supervisor.py`, each one an instance of this module bound with SO_REUSEPORT.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import http_parser, web
+from aiohttp.abc import AbstractAccessLogger
 
 from .app import create_admin_app, create_app
 from .config import Config, split_listen
-from .state import DRAINING
+from .state import DRAINING, METRICS
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("tokenhub.access")
 MIN_AIOHTTP = (3, 14, 4)
+WORKER_HEADER = "x-tokenhub-worker"
+_WORKER = web.AppKey("worker", str)
+_PARENT_CHECK_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -38,44 +50,136 @@ def check_runtime(config: Config) -> None:
         raise StartupError("\n".join(problems))
 
 
+class AccessLogger(AbstractAccessLogger):
+    """One INFO line per request on `tokenhub.access`. It runs in the request's task, so the log filter
+    adds its request id and key id; the path is logged without its query string (no key material)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        access_log.info("%s %s %d %.1fms", request.method, request.path, response.status, time * 1000)
+
+    @property
+    def enabled(self) -> bool:
+        return access_log.isEnabledFor(logging.INFO)
+
+
 def make_runner(app: web.Application, config: Config) -> web.AppRunner:
     # handler_cancellation=True: a client that disconnects cancels its handler, and so the upstream
     # request (aiohttp's default under AppRunner is to let it run to completion for nobody).
-    return web.AppRunner(app, handler_cancellation=True, access_log=None,
+    return web.AppRunner(app, handler_cancellation=True, access_log_class=AccessLogger,
                          shutdown_timeout=config.server.shutdown_grace_seconds,
                          keepalive_timeout=config.server.keepalive_timeout_seconds)
 
 
-async def run_instance(config: Config, *, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then drain: readiness false, no new requests, in-flight streams
-    get up to `shutdown_grace_seconds` to finish."""
-    proxy_app = create_app(config)
-    admin_app = create_admin_app(config, proxy_app)
-    proxy_runner, admin_runner = make_runner(proxy_app, config), make_runner(admin_app, config)
-    await proxy_runner.setup()
-    try:
-        await admin_runner.setup()
-        host, port = split_listen(config.server.listen)
-        await web.TCPSite(proxy_runner, host, port, reuse_port=reuse_port or None).start()
-        ahost, aport = split_listen(config.admin.listen)
-        await web.TCPSite(admin_runner, ahost, aport, reuse_port=reuse_port or None).start()
-        log.info("serving the proxy on %s and the admin listener on %s", config.server.listen, config.admin.listen)
-        await _wait_for_signal()
-        log.info("shutting down: draining in-flight requests (up to %.0fs)", config.server.shutdown_grace_seconds)
-        proxy_app[DRAINING][0] = True
-    finally:
-        await admin_runner.cleanup()
-        await proxy_runner.cleanup()
-    log.info("stopped")
+async def _worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[WORKER_HEADER] = request.config_dict[_WORKER]
 
 
-async def _wait_for_signal() -> None:
-    loop = asyncio.get_running_loop()
+class Instance:
+    """The proxy and admin listeners of one process. `start()`, then `drain()` exactly once."""
+
+    def __init__(self, config: Config, *, worker: int = 0, reuse_port: bool = False) -> None:
+        self.config, self.worker, self._reuse_port = config, worker, reuse_port
+        self.proxy_app = create_app(config)
+        self.admin_app = create_admin_app(config, self.proxy_app)
+        for app in (self.proxy_app, self.admin_app):
+            app[_WORKER] = str(worker)  # which worker answered: shows SO_REUSEPORT spreading work
+            app.on_response_prepare.append(_worker_header)
+        self._proxy = make_runner(self.proxy_app, config)
+        self._admin = make_runner(self.admin_app, config)
+
+    async def start(self) -> None:
+        """Start both listeners; on failure, whatever started is cleaned up before raising."""
+        await self._proxy.setup()
+        started = [self._proxy]
+        try:
+            await self._admin.setup()
+            started.insert(0, self._admin)
+            await self._bind(self._proxy, self.config.server.listen)
+            await self._bind(self._admin, self.config.admin.listen)
+        except BaseException:
+            for runner in started:
+                await runner.cleanup()
+            raise
+        log.info("worker %d serving the proxy on %s and the admin listener on %s", self.worker,
+                 self.config.server.listen, self.config.admin.listen)
+
+    async def _bind(self, runner: web.AppRunner, listen: str) -> None:
+        host, port = split_listen(listen)
+        try:
+            await web.TCPSite(runner, host, port, reuse_port=self._reuse_port or None).start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        return int(self._proxy.addresses[0][1]), int(self._admin.addresses[0][1])
+
+    async def drain(self) -> None:
+        """Readiness false, listeners closed (new connections refused; new requests on open connections
+        get 503 from the auth middleware and the connection closes), in-flight requests get
+        `shutdown_grace_seconds` in all, then both apps are cleaned up (admin first: it borrows the
+        proxy app's keystore)."""
+        grace = self.config.server.shutdown_grace_seconds
+        log.info("worker %d draining: in-flight requests have up to %.0fs", self.worker, grace)
+        self.proxy_app[DRAINING][0] = True
+        runners = (self._admin, self._proxy)
+        for runner in runners:
+            for site in list(runner.sites):
+                await site.stop()
+        await asyncio.sleep(0)  # let connections accepted just before the close start their request
+        servers = [r.server for r in runners if r.server is not None]
+        for server in servers:
+            server.pre_shutdown()  # idle keep-alive connections close; busy ones close after their request
+        await asyncio.gather(*(server.shutdown(grace) for server in servers))
+        for runner in runners:
+            await runner.cleanup()
+        log.info("worker %d stopped", self.worker)
+
+
+async def run_instance(config: Config, *, worker: int = 0, reuse_port: bool = False,
+                       parent_pid: int | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or, for a worker, until its supervisor is gone), then drain."""
+    instance = Instance(config, worker=worker, reuse_port=reuse_port)
     stop = asyncio.Event()
+    with stop_on_signals(stop):
+        await instance.start()
+        tasks = [asyncio.create_task(instance.proxy_app[METRICS].sync_forever())]
+        if parent_pid is not None:
+            tasks.append(asyncio.create_task(_watch_parent(parent_pid, stop)))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await instance.drain()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop`. Later ones are ignored while draining: under a supervisor, a
+    terminal's Ctrl-C reaches the worker twice (from the terminal and forwarded), and the second must
+    not cut the streams the first one lets finish."""
+    loop = asyncio.get_running_loop()
+
+    def received(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.info("%s received again; still draining", sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, received, sig)
     try:
-        await stop.wait()
+        yield
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (SIGKILL, OOM) drains instead of serving on as an orphan."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(_PARENT_CHECK_SECONDS)
+    log.error("supervisor (pid %d) is gone; draining", parent_pid)
+    stop.set()
