@@ -55,6 +55,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help=f"default {port}; if that is taken a free port is used (0: any free port)")
     p.add_argument("--state-dir", default=".tokenhub", help="where the generated config goes (default .tokenhub)")
     p.set_defaults(func=cmd_local)
+    d = sub.add_parser("demo", help="run only the built-in demo provider (OpenAI-compatible echo)")
+    d.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    d.add_argument("--port", type=int, default=DEFAULT_PORTS["demo"], help=f"default {DEFAULT_PORTS['demo']}")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo provider on its own (compose runs it as a service); stops on SIGTERM or SIGINT."""
+    async def serve() -> None:
+        runner, port = await start_demo(args.host, args.port)
+        print(f"demo provider on http://{args.host}:{port}/v1 (models: {', '.join(DEMO_MODELS)})", flush=True)
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            await stop.wait()
+        await runner.cleanup()
+
+    uvloop.run(serve())
+    return 0
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -73,14 +91,15 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def pick_ports(host: str, requested: Mapping[str, int | None]) -> tuple[Ports, list[str]]:
+def pick_ports(host: str, requested: Mapping[str, int | None],
+               defaults: Mapping[str, int] = DEFAULT_PORTS) -> tuple[Ports, list[str]]:
     """A port given on the command line must be free (or 0: any); a default that is taken falls back
     to a free port, said in a note. Fails with StartupError naming the port otherwise."""
     chosen: dict[str, int] = {}
     notes: list[str] = []
     for name, port in requested.items():
         if port is None:
-            port = DEFAULT_PORTS[name]
+            port = defaults[name]
             if not _bindable(host, port):
                 free = _free_port(host)
                 notes.append(f"port {port} ({name}) is in use; using {free} instead")

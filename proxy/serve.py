@@ -94,8 +94,9 @@ class Instance:
         try:
             await self._admin.setup()
             started.insert(0, self._admin)
-            await self._bind(self._proxy, self.config.server.listen)
+            # Admin first: once the proxy port answers, the whole instance is up.
             await self._bind(self._admin, self.config.admin.listen)
+            await self._bind(self._proxy, self.config.server.listen)
         except BaseException:
             for runner in started:
                 await runner.cleanup()
