@@ -1,0 +1,109 @@
+"""Key-path scenarios under load: many cold keys arriving at once, and a wrong-secret flood on one key id."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from . import http
+from .context import Bench, chat_body
+from .keys import issue, open_store, wrong_secret
+from .load import rotations
+from .report import Table
+from .stats import median, percentile
+from .wrk import WrkResult, finish_wrk, render_script, run_wrk, start_wrk
+
+VERIFIES = "tokenhub_argon2_verifications_total"
+
+
+async def cold_keys(bench: Bench, concurrency: int = 16) -> Table:
+    """Each fresh key's first request, sent twice at once (single-flight must make that one argon2)."""
+    s = bench.services
+    async with open_store(s.dsn, s.redis_url, s.namespace) as store:
+        keys = await issue(store, bench.options.cold_keys, prefix="cold")
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    async with http.session() as client:
+        before = await http.metric(client, bench.proxy.admin, VERIFIES)
+
+        async def first_requests(secret: str) -> None:
+            async with gate:
+                for status, seconds in await asyncio.gather(*(http.chat(client, bench.proxy.base, secret)
+                                                              for _ in range(2))):
+                    statuses[status] = statuses.get(status, 0) + 1
+                    latencies.append(seconds * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(first_requests(k.full) for k in keys))
+        elapsed = time.perf_counter() - started
+        verifies = await http.metric(client, bench.proxy.admin, VERIFIES) - before
+    per_key = verifies / len(keys)
+    bench.measured |= {"cold.verifies_per_key": per_key, "cold.p50": percentile(latencies, 50)}
+    table = Table("Cold keys: the first requests of fresh keys (argon2 on the request path)",
+                  ["keys", "requests", "clients", "p50 ms", "p99 ms", "cold keys/s", "argon2 verifies",
+                   "verifies per key", "statuses"])
+    table.add(len(keys), len(latencies), concurrency, percentile(latencies, 50), percentile(latencies, 99),
+              len(keys) / elapsed, int(verifies), per_key, _statuses(statuses))
+    table.notes.append("Every key's first request is sent twice at the same time; verifies are read from the "
+                       "proxy's own /metrics (tokenhub_argon2_verifications_total).")
+    return table
+
+
+def _statuses(counts: dict[int, int]) -> str:
+    return ", ".join(f"{code}×{n}" for code, n in sorted(counts.items()))
+
+
+def _good_run(bench: Bench, script: str, flood_script: str | None, flood_conns: int) -> tuple[WrkResult,
+                                                                                              WrkResult | None]:
+    """The good traffic for one run, with the flood running around it when `flood_script` is given."""
+    seconds = bench.options.seconds
+    url, cores = bench.url("proxy"), bench.layout.load_cores
+    if flood_script is None:
+        return run_wrk(url, script, connections=16, seconds=seconds, cores=cores), None
+    flood, path = start_wrk(url, flood_script, connections=flood_conns, seconds=seconds + 2, cores=cores)
+    time.sleep(0.5)
+    good = run_wrk(url, script, connections=16, seconds=seconds, cores=cores)
+    return good, finish_wrk(flood, path, round(seconds + 2))
+
+
+async def _verifies(bench: Bench) -> float:
+    async with http.session() as client:
+        return await http.metric(client, bench.proxy.admin, VERIFIES)
+
+
+def flood(bench: Bench, flood_conns: int = 16) -> Table:
+    """Good traffic (16 clients, one good key) with and without a flood of wrong secrets for its key id,
+    offered at half the proxy's measured 16-client throughput."""
+    script = render_script(body=chat_body(), keys=[bench.key.full])
+    rate = 0.5 * bench.measured.get("proxy.c16.rps", 1000.0)
+    delay_ms = max(1, round(flood_conns * 1000 / rate))
+    bad = [wrong_secret(bench.key.id) for _ in range(2000)]
+    flood_script = render_script(body=chat_body(), keys=bad, delay_ms=delay_ms, count_statuses=True)
+    runs: dict[str, list[WrkResult]] = {"without": [], "with": []}
+    floods: list[WrkResult] = []
+    before = asyncio.run(_verifies(bench))
+    for order in rotations(("without", "with"), bench.options.rounds):
+        for mode in order:
+            good, flooded = _good_run(bench, script, flood_script if mode == "with" else None, flood_conns)
+            runs[mode].append(good)
+            floods += [flooded] if flooded else []
+    verifies = asyncio.run(_verifies(bench)) - before
+    p99 = {m: median([r.p99_ms for r in rs]) for m, rs in runs.items()}
+    bench.measured |= {"flood.p99_without": p99["without"], "flood.p99_with": p99["with"]}
+    table = Table("Wrong-secret flood on the good key's id (good traffic: 16 clients)",
+                  ["good traffic", "req/s", "p50 ms", "p99 ms", "errors", "flood req/s", "flood answers",
+                   "argon2 verifies (all flood runs)"])
+    codes: dict[int, int] = {}
+    for f in floods:
+        for code, n in f.statuses.items():
+            codes[code] = codes.get(code, 0) + n
+    for mode, rs in runs.items():
+        flooded = mode == "with"
+        table.add(mode + " flood", median([r.rps for r in rs]), median([r.p50_ms for r in rs]), p99[mode],
+                  sum(r.errors for r in rs), median([f.rps for f in floods]) if flooded else 0.0,
+                  _statuses(codes) if flooded else "", int(verifies) if flooded else "")
+    table.notes.append(f"The flood: {flood_conns} wrk connections cycling through {len(bad)} distinct "
+                       f"well-formed keys with the good key's id and random secrets, paced at "
+                       f"{delay_ms} ms per connection (offered ≈ {flood_conns * 1000 / delay_ms:,.0f} req/s).")
+    return table

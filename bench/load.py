@@ -1,0 +1,134 @@
+"""Load scenarios: non-streaming throughput and latency, streaming TTFB, direct vs relay vs proxy.
+
+Targets alternate inside every round (the order rotates round by round) and each figure is the median
+over rounds, so a burst of noise on the machine hits all targets rather than one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+from . import procs
+from .context import Bench, chat_body
+from .procs import BenchError
+from .report import Table
+from .stats import median, ratio
+from .stack import python
+from .wrk import render_script, run_wrk
+
+TARGETS = ("direct", "relay", "proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    target_cpu: float  # % of one core
+    load_cpu: float  # the load generator
+    fake_cpu: float  # the fake provider (when it is not itself the target)
+    errors: int
+
+
+def rotations(items: Sequence[str], rounds: int) -> list[list[str]]:
+    """The order of targets in each round: rotated by one every round."""
+    return [list(items[r % len(items):]) + list(items[:r % len(items)]) for r in range(rounds)]
+
+
+def _moved_fake(bench: Bench, target: str) -> bool:
+    """Measured directly, the fake runs on the target core like any other target; otherwise it sits
+    with the load generator."""
+    if target == "direct":
+        procs.set_cores(bench.fake.pid, bench.layout.target_cores)
+        return True
+    return False
+
+
+def measure_wrk(bench: Bench, target: str, connections: int, script: str, seconds: float) -> Sample:
+    moved = _moved_fake(bench, target)
+    try:
+        pids = {"target": bench.pid(target), "fake": bench.fake.pid}
+        with procs.cpu_meter(pids) as cpu:
+            result = run_wrk(bench.url(target), script, connections=connections, seconds=seconds,
+                             cores=bench.layout.load_cores)
+    finally:
+        if moved:
+            procs.set_cores(bench.fake.pid, bench.layout.load_cores)
+    fake_cpu = 0.0 if target == "direct" else cpu["fake"]
+    return Sample(result.rps, result.p50_ms, result.p99_ms, cpu["target"], result.wrk_cpu_pct, fake_cpu,
+                  result.errors)
+
+
+def run_rounds(bench: Bench, measure: Callable[[str], Sample]) -> dict[str, Sample]:
+    """Every target once per round, in rotating order; the median of each field per target."""
+    samples: dict[str, list[Sample]] = {t: [] for t in TARGETS}
+    for order in rotations(TARGETS, bench.options.rounds):
+        for target in order:
+            samples[target].append(measure(target))
+    return {t: _median_sample(s) for t, s in samples.items()}
+
+
+def _median_sample(samples: list[Sample]) -> Sample:
+    values = {f.name: median([getattr(s, f.name) for s in samples]) for f in fields(Sample)}
+    return Sample(**values | {"errors": sum(s.errors for s in samples)})
+
+
+def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
+    table = Table("Non-streaming chat completions (wrk, keep-alive)",
+                  ["clients", "target", "req/s", "p50 ms", "p99 ms", "target CPU %", "req/s per core",
+                   "wrk CPU %", "fake CPU %", "errors"])
+    script = render_script(body=chat_body(), keys=[bench.key.full])
+    for target in TARGETS:  # warm-up: connections, caches, the key
+        measure_wrk(bench, target, 16, script, 1)
+    for conns in connections:
+        results = run_rounds(bench, lambda t: measure_wrk(bench, t, conns, script, bench.options.seconds))
+        for target, s in results.items():
+            per_core = ratio(s.rps, s.target_cpu / 100)
+            table.add(conns, target, s.rps, s.p50_ms, s.p99_ms, s.target_cpu, per_core, s.load_cpu, s.fake_cpu,
+                      s.errors)
+            bench.measured |= {f"{target}.c{conns}.rps": s.rps, f"{target}.c{conns}.p50": s.p50_ms,
+                               f"{target}.c{conns}.p99": s.p99_ms, f"{target}.c{conns}.per_core": per_core}
+    table.notes.append("req/s per core = req/s ÷ (target CPU % / 100): throughput per core the target "
+                       "actually used; the target is pinned to one core.")
+    return table
+
+
+def measure_streams(bench: Bench, target: str, streams: int) -> dict[str, float]:
+    argv = [python(), "-m", "bench.streamclient", "--url", bench.url(target), "--streams", str(streams),
+            "--seconds", str(bench.options.seconds), "--key", bench.key.full,
+            "--body", chat_body(stream=True, delay_ms=bench.options.stream_delay_ms)]
+    moved = _moved_fake(bench, target)
+    try:
+        with procs.cpu_meter({"target": bench.pid(target)}) as cpu:
+            done = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
+                                  timeout=bench.options.seconds + 60, cwd=procs.ROOT)
+    finally:
+        if moved:
+            procs.set_cores(bench.fake.pid, bench.layout.load_cores)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("STREAMJSON ")), None)
+    if line is None:
+        raise BenchError(f"stream client failed: {done.stdout[-1000:]}{done.stderr[-2000:]}")
+    return json.loads(line.removeprefix("STREAMJSON ")) | {"target_cpu": cpu["target"]}
+
+
+def streaming(bench: Bench, counts: Sequence[int] = (1, 16)) -> Table:
+    fields = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms", "streams_per_s", "chunks_p50",
+              "target_cpu")
+    table = Table(f"Streaming chat completions (SSE, 16 events {bench.options.stream_delay_ms:g} ms apart)",
+                  ["streams", "target", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms",
+                   "streams/s", "chunks p50", "target CPU %", "errors"])
+    for streams in counts:
+        runs: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
+        for order in rotations(TARGETS, bench.options.rounds):
+            for target in order:
+                runs[target].append(measure_streams(bench, target, streams))
+        for target, samples in runs.items():
+            m = {f: median([s[f] for s in samples]) for f in fields}
+            table.add(streams, target, *(m[f] for f in fields), sum(int(s["errors"]) for s in samples))
+            bench.measured |= {f"{target}.s{streams}.{f}": m[f] for f in fields}
+    table.notes.append("TTFB: request sent → first body chunk (the first SSE event). chunks p50: HTTP chunks "
+                       "the client received per answer (17 when nothing was merged or held back).")
+    return table
