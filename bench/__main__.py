@@ -112,16 +112,16 @@ def run_scenarios(bench: Bench, names: list[str]) -> list[Table]:
     return tables
 
 
-def header(args: argparse.Namespace, options: Options, layout: Layout, load: tuple[str, str], took: float) -> list[str]:
+def header(command: str, options: Options, layout: Layout, load: tuple[str, str], took: float) -> list[str]:
     mode = "quick" if options.quick else "full"
-    command = "bash bench/run.sh" + (" --quick" if options.quick else "")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return [
-        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode} mode (`{command}`), "
-        f"{options.rounds} round(s) of {options.seconds:g} s per figure, medians; took {took / 60:.1f} min.",
+        (f"Run: {when}, {mode} mode, `{command}`: {options.rounds} round(s) of {options.seconds:g} s per "
+         f"figure, medians; took {took / 60:.1f} min."),
         "",
         "Machine: " + "; ".join(machine()) + ".",
-        f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
-        f"{layout.load_cores}. Load average before: {load[0]}; after: {load[1]}.",
+        (f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
+         f"{layout.load_cores}. Load average (1, 5, 15 min) before: {load[0]}; after: {load[1]}."),
     ]
 
 
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}\n(logs in {run_dir})", file=sys.stderr)
         return 1
-    body = render(header(args, options, layout, (before, procs.loadavg()), time.monotonic() - started),
+    command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench", *(argv or sys.argv[1:])])
+    body = render(header(command, options, layout, (before, procs.loadavg()), time.monotonic() - started),
                   tables, evaluate(bench.measured))
     print(body)
     (run_dir / "results.json").write_text(json.dumps(bench.measured, indent=2, sort_keys=True))

@@ -12,7 +12,7 @@ from .procs import BenchError
 from .report import Table
 from .stack import Proxy, start_proxy
 from .stats import median, ratio
-from .wrk import run_wrk, render_script
+from .wrk import render_script, run_wrk
 
 CACHED = "tokenhub_cached_keys"
 BASELINE_KEYS = 1000

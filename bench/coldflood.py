@@ -85,9 +85,9 @@ def flood(bench: Bench, flood_conns: int = 16) -> Table:
     before = asyncio.run(_verifies(bench))
     for order in rotations(("without", "with"), bench.options.rounds):
         for mode in order:
-            good, flooded = _good_run(bench, script, flood_script if mode == "with" else None, flood_conns)
+            good, flood_result = _good_run(bench, script, flood_script if mode == "with" else None, flood_conns)
             runs[mode].append(good)
-            floods += [flooded] if flooded else []
+            floods += [flood_result] if flood_result else []
     verifies = asyncio.run(_verifies(bench)) - before
     p99 = {m: median([r.p99_ms for r in rs]) for m, rs in runs.items()}
     bench.measured |= {"flood.p99_without": p99["without"], "flood.p99_with": p99["with"]}

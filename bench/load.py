@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import partial
 
 from . import procs
 from .context import Bench, chat_body
 from .procs import BenchError
 from .report import Table
-from .stats import median, ratio
 from .stack import python
+from .stats import median, ratio
 from .wrk import render_script, run_wrk
 
 TARGETS = ("direct", "relay", "proxy")
@@ -72,8 +73,15 @@ def run_rounds(bench: Bench, measure: Callable[[str], Sample]) -> dict[str, Samp
 
 
 def _median_sample(samples: list[Sample]) -> Sample:
-    values = {f.name: median([getattr(s, f.name) for s in samples]) for f in fields(Sample)}
-    return Sample(**values | {"errors": sum(s.errors for s in samples)})
+    def mid(name: str) -> float:
+        return median([getattr(s, name) for s in samples])
+
+    return Sample(mid("rps"), mid("p50_ms"), mid("p99_ms"), mid("target_cpu"), mid("load_cpu"), mid("fake_cpu"),
+                  errors=sum(s.errors for s in samples))
+
+
+def _measure_chat(bench: Bench, script: str, connections: int, target: str) -> Sample:
+    return measure_wrk(bench, target, connections, script, bench.options.seconds)
 
 
 def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
@@ -84,7 +92,7 @@ def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
     for target in TARGETS:  # warm-up: connections, caches, the key
         measure_wrk(bench, target, 16, script, 1)
     for conns in connections:
-        results = run_rounds(bench, lambda t: measure_wrk(bench, t, conns, script, bench.options.seconds))
+        results = run_rounds(bench, partial(_measure_chat, bench, script, conns))
         for target, s in results.items():
             per_core = ratio(s.rps, s.target_cpu / 100)
             table.add(conns, target, s.rps, s.p50_ms, s.p99_ms, s.target_cpu, per_core, s.load_cpu, s.fake_cpu,
@@ -104,14 +112,15 @@ def measure_streams(bench: Bench, target: str, streams: int) -> dict[str, float]
     try:
         with procs.cpu_meter({"target": bench.pid(target)}) as cpu:
             done = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
-                                  timeout=bench.options.seconds + 60, cwd=procs.ROOT)
+                                  timeout=bench.options.seconds + 60, cwd=procs.ROOT, check=False)
     finally:
         if moved:
             procs.set_cores(bench.fake.pid, bench.layout.load_cores)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("STREAMJSON ")), None)
     if line is None:
         raise BenchError(f"stream client failed: {done.stdout[-1000:]}{done.stderr[-2000:]}")
-    return json.loads(line.removeprefix("STREAMJSON ")) | {"target_cpu": cpu["target"]}
+    figures: dict[str, float] = json.loads(line.removeprefix("STREAMJSON "))
+    return figures | {"target_cpu": cpu["target"]}
 
 
 def streaming(bench: Bench, counts: Sequence[int] = (1, 16)) -> Table:

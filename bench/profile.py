@@ -15,10 +15,20 @@ from . import procs
 from .context import Bench, chat_body
 from .procs import BenchError
 from .report import Table
-from .wrk import start_wrk, finish_wrk, render_script
+from .wrk import finish_wrk, render_script, run_wrk, start_wrk
 
 RATE = 250  # samples per second
 _LINE_NO = re.compile(r":\d+\)$")
+# Thread-pool workers waiting for work (inside a C-level queue get) that py-spy does not see as idle.
+_IDLE_LEAVES = frozenset({"_worker (concurrent/futures/thread.py)"})
+_ENTRY = "(proxy/__main__.py)"  # the command line: every sample of the main thread passes through it
+_AREAS = (
+    ("aiohttp/web", "aiohttp server"), ("aiohttp/client", "aiohttp client"), ("aiohttp/connector", "aiohttp client"),
+    ("aiohttp/", "aiohttp (shared)"), ("proxy/", "proxy code"), ("keystore/", "keystore"),
+    ("logging/", "logging"), ("prometheus_client/", "metrics"), ("asyncio/", "event loop"),
+    ("uvloop/", "event loop"), ("argon2/", "argon2"), ("yarl/", "yarl / multidict"),
+    ("multidict/", "yarl / multidict"), ("orjson", "json"), ("json/", "json"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +39,17 @@ class Ranking:
 
 
 def frame_name(frame: str) -> str:
-    """`handler (/x/site-packages/aiohttp/web_protocol.py:512)` → `handler (aiohttp/web_protocol.py)`."""
-    frame = _LINE_NO.sub(")", frame)
-    for marker in ("site-packages/", "/lib/python3", str(procs.ROOT) + "/"):
-        at = frame.find(marker)
-        if at >= 0:
-            start = frame.rfind("(", 0, at) + 1
-            rest = frame[at + len(marker):]
-            if marker == "/lib/python3":
-                rest = "stdlib/" + rest.split("/", 1)[-1]
-            frame = frame[:start] + rest
-    return frame
+    """`handler (aiohttp/web_protocol.py:512)` → `handler (aiohttp/web_protocol.py)`: one name per function."""
+    return _LINE_NO.sub(")", frame)
+
+
+def area(name: str) -> str:
+    """Which part of the stack a function belongs to, from its file."""
+    path = name[name.rfind("(") + 1:]
+    for prefix, label in _AREAS:
+        if path.startswith(prefix):
+            return label
+    return "other"
 
 
 def rank(lines: Iterable[str]) -> Ranking:
@@ -54,7 +64,7 @@ def rank(lines: Iterable[str]) -> Ranking:
         n = int(count)
         frames = [frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")
                   and not f.startswith("thread ")]
-        if not frames:
+        if not frames or frames[-1] in _IDLE_LEAVES:
             continue
         samples += n
         self_counts[frames[-1]] += n
@@ -71,32 +81,46 @@ def py_spy() -> str:
 
 
 def record(bench: Bench, out: Path, connections: int = 64) -> Ranking:
-    """Sample the proxy while wrk drives it with `connections` clients."""
+    """Sample the proxy while wrk drives it with `connections` clients (after a short warm-up)."""
     seconds = bench.options.profile_seconds
     script = render_script(body=chat_body(), keys=[bench.key.full])
+    run_wrk(bench.url("proxy"), script, connections=connections, seconds=1, cores=bench.layout.load_cores)
     load, path = start_wrk(bench.url("proxy"), script, connections=connections, seconds=seconds + 2,
                            cores=bench.layout.load_cores)
+    # Blocking mode (the default): py-spy pauses the process for each sample, so every stack is whole.
     argv = [py_spy(), "record", "--pid", str(bench.proxy.proc.pid), "--duration", str(round(seconds)),
-            "--rate", str(RATE), "--format", "raw", "--output", str(out), "--nonblocking"]
+            "--rate", str(RATE), "--format", "raw", "--output", str(out)]
     spy = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
-                         timeout=seconds + 60)
+                         timeout=seconds + 60, check=False)
     finish_wrk(load, path, round(seconds + 2))
     if spy.returncode != 0 or not out.exists():
         raise BenchError(f"py-spy failed: {spy.stdout[-1000:]}{spy.stderr[-1000:]}")
     return rank(out.read_text().splitlines())
 
 
+def by_area(ranking: Ranking) -> Counter[str]:
+    areas: Counter[str] = Counter()
+    for name, n in ranking.self_counts.items():
+        areas[area(name)] += n
+    return areas
+
+
 def profile(bench: Bench, top: int = 15) -> Table:
     out = bench.layout.run_dir / "profile.txt"
     ranking = record(bench, out)
-    busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
+    total = ranking.samples or 1
     table = Table(f"Profile of the proxy under load (py-spy, 64 clients, {bench.options.profile_seconds:g} s)",
-                  ["function (self)", "self %", "function (inclusive)", "total %"])
+                  ["rank", "top functions by self time", "self %", "our code, inclusive", "total %"])
     selfs = ranking.self_counts.most_common(top)
-    totals = ranking.total_counts.most_common(top)
-    for (sname, sn), (tname, tn) in zip(selfs, totals, strict=False):
-        table.add(f"`{sname}`", 100 * sn / ranking.samples, f"`{tname}`", 100 * tn / ranking.samples)
-    table.notes.append(f"{ranking.samples:,} samples at {RATE}/s of non-idle threads (the process was busy in "
-                       f"≈{busy:.0f}% of samples' time). Shares are of those busy samples. Raw collapsed stacks: "
-                       f"{out.name} in the run directory.")
+    ours = [(n, c) for n, c in ranking.total_counts.most_common() if area(n) in ("proxy code", "keystore") and not n.endswith(_ENTRY)]
+    for i in range(top):
+        sname, sn = selfs[i] if i < len(selfs) else ("", 0)
+        oname, on = ours[i] if i < len(ours) else ("", 0)
+        table.add(i + 1, f"`{sname}`" if sname else "", 100 * sn / total if sname else "",
+                  f"`{oname}`" if oname else "", 100 * on / total if oname else "")
+    areas = ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in by_area(ranking).most_common())
+    busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
+    table.notes.append(f"Self time by area: {areas}.")
+    table.notes.append(f"{ranking.samples:,} samples at {RATE}/s of non-idle threads (busy ≈{busy:.0f}% of the "
+                       f"time); shares are of those samples. Raw collapsed stacks: {out} .")
     return table

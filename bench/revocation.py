@@ -32,6 +32,14 @@ async def _until_refused(client: aiohttp.ClientSession, base: str, key: str, sin
     return math.inf, sent
 
 
+async def _refused_again(client: aiohttp.ClientSession, instances: list[Proxy], key: str) -> float:
+    """One more request per instance once the key is refused everywhere: the slowest answer, in ms."""
+    answers = await asyncio.gather(*(http.chat(client, p.base, key) for p in instances))
+    if any(status != 401 for status, _ in answers):
+        raise BenchError("a revoked key was accepted again")
+    return max(seconds for _, seconds in answers) * 1000
+
+
 async def _warm(client: aiohttp.ClientSession, instances: list[Proxy], key: str) -> None:
     for status, _ in await asyncio.gather(*(http.chat(client, p.base, key) for p in instances)):
         if status != 200:
@@ -42,7 +50,7 @@ async def _measure(bench: Bench, instances: list[Proxy]) -> dict[str, list[float
     s = bench.services
     async with open_store(s.dsn, s.redis_url, s.namespace) as store:
         keys = await issue(store, bench.options.revokes, prefix="revoke")
-    out: dict[str, list[float]] = {"all": [], "call": [], "first_try": []}
+    out: dict[str, list[float]] = {"all": [], "call": [], "first_try": [], "again": []}
     out |= {f"i{n}": [] for n in range(len(instances))}
     async with http.session() as client:
         for n, key in enumerate(keys):
@@ -55,6 +63,7 @@ async def _measure(bench: Bench, instances: list[Proxy]) -> dict[str, list[float
             out["call"].append((returned - called) * 1000)
             out["all"].append(max(ms for ms, _ in seen))
             out["first_try"].append(float(all(sent == 1 for _, sent in seen)))
+            out["again"].append(await _refused_again(client, instances, key.full))
             for i, (ms, _) in enumerate(seen):
                 out[f"i{i}"].append(ms)
     return out
@@ -72,6 +81,7 @@ def revocation(bench: Bench) -> Table:
                   ["measured", "revokes", "p50 ms", "p99 ms", "max ms"])
     labels = {"all": "401 on all three instances", "call": "the revoke call itself (admin REST)"}
     labels |= {f"i{n}": f"401 on instance {n + 1}" for n in range(3)}
+    labels["again"] = "a later request with the revoked key (slowest of three)"
     for name, label in labels.items():
         values = out[name]
         table.add(label, len(values), percentile(values, 50), percentile(values, 99), max(values))

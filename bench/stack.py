@@ -109,7 +109,7 @@ def migrate(layout: Layout, services: Services, fake_port: int) -> None:
     config = layout.run_dir / "migrate.toml"
     write_config(config, services, fake_port, procs.free_port(), procs.free_port())
     done = subprocess.run([tokenhub(), "migrate", "--config", str(config)], env=environment(services),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BenchError(f"tokenhub migrate failed: {done.stdout}{done.stderr}")
 
@@ -126,6 +126,8 @@ def start_proxy(name: str, layout: Layout, services: Services, fake_port: int, *
     proc = procs.start(name, argv, cores=layout.target_cores if cores is None else cores,
                        log_dir=layout.run_dir, env=environment(services))
     proxy = Proxy(proc, port, admin_port)
-    procs.wait_http(f"{proxy.base}/readyz", proc=proc, timeout=60)
+    # Each new connection may reach a different worker: ask until every one has had its chance.
+    for _ in range(4 * workers):
+        procs.wait_http(f"{proxy.base}/readyz", proc=proc, timeout=60)
     procs.wait_http(f"{proxy.admin}/metrics", proc=proc, timeout=30)
     return proxy
