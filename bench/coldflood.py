@@ -7,13 +7,12 @@ import time
 
 from . import http
 from .context import Bench, chat_body
-from .keys import issue, open_store, wrong_secret
-from .load import rotations
+from .keys import BenchKey, issue, open_store, wrong_secret
+from .load import VERIFIES, rotations
+from .procs import BenchError
 from .report import Table
 from .stats import median, percentile
 from .wrk import WrkResult, finish_wrk, render_script, run_wrk, start_wrk
-
-VERIFIES = "tokenhub_argon2_verifications_total"
 
 
 async def cold_keys(bench: Bench, concurrency: int = 16) -> Table:
@@ -67,28 +66,61 @@ def _good_run(bench: Bench, script: str, flood_script: str | None, flood_conns: 
     return good, finish_wrk(flood, path, round(seconds + 2))
 
 
-async def _verifies(bench: Bench) -> float:
+async def _flood_keys(bench: Bench) -> tuple[BenchKey, BenchKey]:
+    """The flood's own good key (warmed: the other scenarios keep theirs out of harm's way) and a
+    fresh key for the lockout probe."""
+    s = bench.services
+    async with open_store(s.dsn, s.redis_url, s.namespace) as store:
+        good, fresh = await issue(store, 2, prefix="flood")
     async with http.session() as client:
-        return await http.metric(client, bench.proxy.admin, VERIFIES)
+        status, _ = await http.chat(client, bench.proxy.base, good.full)
+    if status != 200:
+        raise BenchError(f"the flood's good key got {status} before any flood")
+    return good, fresh
+
+
+async def lockout_probe(bench: Bench, key: BenchKey, wrong: int = 25) -> tuple[int, int]:
+    """`wrong` wrong secrets for a key's id, then the key itself (its first request on this instance):
+    what did the wrong ones get, and what does the rightful holder get?"""
+    async with http.session() as client:
+        last_wrong = 0
+        for _ in range(wrong):
+            last_wrong, _ = await http.chat(client, bench.proxy.base, wrong_secret(key.id))
+        status, _ = await http.chat(client, bench.proxy.base, key.full)
+    return last_wrong, status
 
 
 def flood(bench: Bench, flood_conns: int = 16) -> Table:
     """Good traffic (16 clients, one good key) with and without a flood of wrong secrets for its key id,
     offered at half the proxy's measured 16-client throughput."""
-    script = render_script(body=chat_body(), keys=[bench.key.full])
+    good_key, fresh_key = asyncio.run(_flood_keys(bench))
+    script = render_script(body=chat_body(), keys=[good_key.full])
     rate = 0.5 * bench.measured.get("proxy.c16.rps", 1000.0)
     delay_ms = max(1, round(flood_conns * 1000 / rate))
-    bad = [wrong_secret(bench.key.id) for _ in range(2000)]
+    bad = [wrong_secret(good_key.id) for _ in range(2000)]
     flood_script = render_script(body=chat_body(), keys=bad, delay_ms=delay_ms, count_statuses=True)
     runs: dict[str, list[WrkResult]] = {"without": [], "with": []}
     floods: list[WrkResult] = []
-    before = asyncio.run(_verifies(bench))
+    before = http.read_metric(bench.proxy.admin, VERIFIES)
     for order in rotations(("without", "with"), bench.options.rounds):
         for mode in order:
             good, flood_result = _good_run(bench, script, flood_script if mode == "with" else None, flood_conns)
             runs[mode].append(good)
             floods += [flood_result] if flood_result else []
-    verifies = asyncio.run(_verifies(bench)) - before
+    verifies = http.read_metric(bench.proxy.admin, VERIFIES) - before
+    probe = asyncio.run(lockout_probe(bench, fresh_key))
+    bench.measured["flood.lockout_status"] = float(probe[1])
+    table = _flood_table(bench, runs, floods, verifies)
+    table.notes.append(f"The flood: {flood_conns} wrk connections cycling through {len(bad)} distinct "
+                       f"well-formed keys with the good key's id and random secrets, paced at "
+                       f"{delay_ms} ms per connection (offered ≈ {flood_conns * 1000 / delay_ms:,.0f} req/s).")
+    table.notes.append(f"Lockout probe: after 25 wrong secrets for a fresh key's id (the last answered "
+                       f"{probe[0]}), that key's rightful first request on the same instance got **{probe[1]}**.")
+    return table
+
+
+def _flood_table(bench: Bench, runs: dict[str, list[WrkResult]], floods: list[WrkResult],
+                 verifies: float) -> Table:
     p99 = {m: median([r.p99_ms for r in rs]) for m, rs in runs.items()}
     bench.measured |= {"flood.p99_without": p99["without"], "flood.p99_with": p99["with"]}
     table = Table("Wrong-secret flood on the good key's id (good traffic: 16 clients)",
@@ -103,7 +135,4 @@ def flood(bench: Bench, flood_conns: int = 16) -> Table:
         table.add(mode + " flood", median([r.rps for r in rs]), median([r.p50_ms for r in rs]), p99[mode],
                   sum(r.errors for r in rs), median([f.rps for f in floods]) if flooded else 0.0,
                   _statuses(codes) if flooded else "", int(verifies) if flooded else "")
-    table.notes.append(f"The flood: {flood_conns} wrk connections cycling through {len(bad)} distinct "
-                       f"well-formed keys with the good key's id and random secrets, paced at "
-                       f"{delay_ms} ms per connection (offered ≈ {flood_conns * 1000 / delay_ms:,.0f} req/s).")
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -35,6 +36,15 @@ async def metric(client: aiohttp.ClientSession, admin: str, name: str) -> float:
         if len(parts) == 2 and parts[0] == name:
             return float(parts[1])
     raise BenchError(f"metric {name} not found at {admin}/metrics")
+
+
+def read_metric(admin: str, name: str) -> float:
+    """`metric`, from synchronous code."""
+    async def read() -> float:
+        async with session() as client:
+            return await metric(client, admin, name)
+
+    return asyncio.run(read())
 
 
 async def admin_call(client: aiohttp.ClientSession, admin: str, token: str, method: str, path: str,

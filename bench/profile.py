@@ -15,7 +15,7 @@ from . import procs
 from .context import Bench, chat_body
 from .procs import BenchError
 from .report import Table
-from .wrk import finish_wrk, render_script, run_wrk, start_wrk
+from .wrk import WrkResult, finish_wrk, render_script, run_wrk, start_wrk
 
 RATE = 250  # samples per second
 _LINE_NO = re.compile(r":\d+\)$")
@@ -80,7 +80,7 @@ def py_spy() -> str:
     return path
 
 
-def record(bench: Bench, out: Path, connections: int = 64) -> Ranking:
+def record(bench: Bench, out: Path, connections: int = 64) -> tuple[Ranking, WrkResult]:
     """Sample the proxy while wrk drives it with `connections` clients (after a short warm-up)."""
     seconds = bench.options.profile_seconds
     script = render_script(body=chat_body(), keys=[bench.key.full])
@@ -92,10 +92,10 @@ def record(bench: Bench, out: Path, connections: int = 64) -> Ranking:
             "--rate", str(RATE), "--format", "raw", "--output", str(out)]
     spy = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
                          timeout=seconds + 60, check=False)
-    finish_wrk(load, path, round(seconds + 2))
+    result = finish_wrk(load, path, round(seconds + 2))
     if spy.returncode != 0 or not out.exists():
         raise BenchError(f"py-spy failed: {spy.stdout[-1000:]}{spy.stderr[-1000:]}")
-    return rank(out.read_text().splitlines())
+    return rank(out.read_text().splitlines()), result
 
 
 def by_area(ranking: Ranking) -> Counter[str]:
@@ -107,7 +107,7 @@ def by_area(ranking: Ranking) -> Counter[str]:
 
 def profile(bench: Bench, top: int = 15) -> Table:
     out = bench.layout.run_dir / "profile.txt"
-    ranking = record(bench, out)
+    ranking, load = record(bench, out)
     total = ranking.samples or 1
     table = Table(f"Profile of the proxy under load (py-spy, 64 clients, {bench.options.profile_seconds:g} s)",
                   ["rank", "top functions by self time", "self %", "our code, inclusive", "total %"])
@@ -121,6 +121,9 @@ def profile(bench: Bench, top: int = 15) -> Table:
     areas = ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in by_area(ranking).most_common())
     busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
     table.notes.append(f"Self time by area: {areas}.")
+    if load.errors:
+        table.notes.append(f"**{load.errors} of {load.requests} requests during the profile failed** "
+                           "(non-2xx or socket errors): the profile is not of the happy path.")
     table.notes.append(f"{ranking.samples:,} samples at {RATE}/s of non-idle threads (busy ≈{busy:.0f}% of the "
                        f"time); shares are of those samples. Raw collapsed stacks: {out} .")
     return table
