@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -22,9 +22,9 @@ DEMO_MODELS: tuple[str, ...] = ("echo", "echo-mini", "embed-small")
 EMBED_DIMENSIONS = 8
 ChunkHook = Callable[[int], Awaitable[None]]  # awaited after chunk n (0-based) of a stream is written
 
-_MODELS = web.AppKey("demo_models", tuple)
-_CHUNK_HOOK = web.AppKey("demo_chunk_hook", object)
-_IDS = web.AppKey("demo_ids", itertools.count)
+_MODELS: web.AppKey[tuple[str, ...]] = web.AppKey("demo_models")
+_CHUNK_HOOK: web.AppKey[ChunkHook | None] = web.AppKey("demo_chunk_hook")
+_IDS: web.AppKey[Iterator[int]] = web.AppKey("demo_ids")
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 _DONE = b"data: [DONE]\n\n"
 
@@ -80,6 +80,11 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _next_id(request: web.Request) -> int:
+    ids = request.app[_IDS]
+    return next(ids)
+
+
 def _last_user_text(messages: Any) -> str:
     if isinstance(messages, list):
         for message in reversed(messages):
@@ -105,7 +110,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return body
     prompt = _last_user_text(body.get("messages"))
     reply = prompt or "Hello from the TokenHub demo provider."
-    ident = f"chatcmpl-demo{next(request.app[_IDS])}"
+    ident = f"chatcmpl-demo{_next_id(request)}"
     if body.get("stream") is True:
         return await _stream_chat(request, body, ident, prompt, reply)
     message = {"role": "assistant", "content": reply, "refusal": None}
@@ -135,7 +140,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         return body
     prompt = body.get("prompt")
     text = prompt if isinstance(prompt, str) else " ".join(p for p in prompt or [] if isinstance(p, str))
-    ident = f"cmpl-demo{next(request.app[_IDS])}"
+    ident = f"cmpl-demo{_next_id(request)}"
     head = {"id": ident, "object": "text_completion", "created": int(time.time()), "model": body["model"]}
     if body.get("stream") is True:
         events = [head | {"choices": [{"index": 0, "text": p, "logprobs": None, "finish_reason": None}]}
@@ -150,7 +155,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def _send_sse(request: web.Request, events: list[dict[str, Any]]) -> web.StreamResponse:
     response = web.StreamResponse(headers=_SSE_HEADERS)
     await response.prepare(request)
-    hook: ChunkHook | None = request.app[_CHUNK_HOOK]  # type: ignore[assignment]
+    hook = request.app[_CHUNK_HOOK]
     for n, event in enumerate(events):
         await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
         if hook is not None:

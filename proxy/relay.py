@@ -56,11 +56,15 @@ async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, 
     content = upstream.content
     async with asyncio.timeout(None) as deadline:
         while True:
-            deadline.reschedule(loop.time() + idle)  # only the wait for the provider is bounded,
-            chunk = await content.readany()
-            deadline.reschedule(None)  # not a slow client draining our writes
+            chunk = content.read_nowait()  # whatever has already arrived: no timer needed for it
             if not chunk:
-                return
+                if content.at_eof():
+                    return
+                deadline.reschedule(loop.time() + idle)  # only the wait for the provider is bounded,
+                chunk = await content.readany()
+                deadline.reschedule(None)  # not a slow client draining our writes
+                if not chunk:
+                    return
             await response.write(chunk)
 
 
