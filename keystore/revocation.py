@@ -41,6 +41,8 @@ class FeedStats:
     flushes: int = 0
     reconnects: int = 0
     backstop_evictions: int = 0
+    polls: int = 0
+    heartbeats: int = 0
     last_lag_s: float = 0.0  # publish → local eviction, for the most recent message
 
 
@@ -175,6 +177,7 @@ class RevocationBus:
                 pipe.zadd(self._instances_key, {self.instance_id: now})
                 pipe.zremrangebyscore(self._instances_key, "-inf", now - 60 * self._s.heartbeat_seconds)
                 await pipe.execute()
+                self.stats.heartbeats += 1
             except (RedisError, OSError) as exc:
                 log.warning("instance heartbeat failed: %s", exc.__class__.__name__)
             await asyncio.sleep(self._s.heartbeat_seconds)
@@ -219,6 +222,7 @@ class RevocationBus:
             if (key_id, version) not in self._confirmed:
                 all_ok = await self._repair(key_id, version) and all_ok
         self._poll_ok = all_ok
+        self.stats.polls += 1
 
     async def _repair(self, key_id: str, version: int) -> bool:
         stored = await self._db.fetch_key(key_id)

@@ -70,7 +70,10 @@ async def pool(database_url: str, migrated: None, queries: QueryCounter) -> Asyn
     await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     queries.queries.clear()
     yield pool
-    await pool.close()
+    try:
+        await asyncio.wait_for(pool.close(), 10)
+    except TimeoutError:
+        pool.terminate()  # a connection still checked out by a task the test abandoned
 
 
 @pytest.fixture
@@ -101,10 +104,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def redis_pair(url: str, *, timeout: float = 2.0) -> tuple[Redis, Redis]:
+def redis_pair(url: str, *, timeout: float = 2.0, feed_name: str | None = None) -> tuple[Redis, Redis]:
     """The cache/command client and the pub/sub client (no read timeout, no silent retries)."""
     main = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    feed = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    feed = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+                          client_name=feed_name)
     return main, feed
 
 
@@ -120,9 +124,11 @@ async def make_store(pool: asyncpg.Pool, redis_url: str, settings: KeystoreSetti
     async def make(*, start: bool = True, redis_url_override: str | None = None,
                    db_pool: asyncpg.Pool | None = None, hooks: Hooks | None = None,
                    store_clock: FakeClock | None = None, **overrides: Any) -> KeyStore:
-        main, feed = redis_pair(redis_url_override or redis_url)
+        instance_id = uuid.uuid4().hex[:12]
+        # The feed connection is named so a test can find it in CLIENT LIST and kill exactly it.
+        main, feed = redis_pair(redis_url_override or redis_url, feed_name=f"{settings.namespace}-feed-{instance_id}")
         store = KeyStore(db_pool or pool, main, replace(settings, **overrides), pubsub_redis=feed,
-                         clock=store_clock or clock, hooks=hooks)
+                         clock=store_clock or clock, hooks=hooks, instance_id=instance_id)
         opened.append((store, [main, feed]))
         if start:
             await store.start()
