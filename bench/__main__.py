@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from . import capacity, coldflood, load, micro, procs, profile, revocation, stack
+from . import capacity, coldflood, health, load, micro, procs, profile, revocation, stack
 from .context import Bench, Options
 from .goals import evaluate
 from .keys import BenchKey, create_database, issue, open_store, reset_database
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}\n(logs in {run_dir})", file=sys.stderr)
         return 1
+    tables.append(health.proxy_logs(run_dir))  # after the proxies stopped: their logs are complete
     command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench", *(argv or sys.argv[1:])])
     body = render(
         header(command, options, layout, (before, procs.loadavg()), time.monotonic() - started),

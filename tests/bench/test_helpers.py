@@ -13,6 +13,7 @@ import pytest
 
 from bench.fake import StreamShape, serve
 from bench.goals import evaluate
+from bench.health import summarize_log
 from bench.load import rotations
 from bench.profile import area, rank
 from bench.relay import create_relay_app
@@ -130,3 +131,16 @@ def test_record_replaces_only_the_results_section(tmp_path: Path) -> None:
     readme.write_text(f"# Bench\n\nintro\n\n{START}\nold\n{END}\n\nafter\n")
     record(readme, "new table")
     assert readme.read_text() == f"# Bench\n\nintro\n\n{START}\nnew table\n{END}\n\nafter\n"
+
+
+def test_proxy_log_summary_counts_answers_and_errors(tmp_path: Path) -> None:
+    log = tmp_path / "proxy.log"
+    log.write_text(
+        '{"logger": "tokenhub.access", "level": "INFO", "message": "POST /v1/chat/completions 200 1.0ms"}\n'
+        '{"logger": "tokenhub.access", "level": "INFO", "message": "POST /v1/chat/completions 500 1.0ms"}\n'
+        '{"logger": "proxy.errors", "level": "ERROR", "message": "unhandled error", "exception": "T\\nBoom: x"}\n'
+        "not json\n"
+    )
+    statuses, errors = summarize_log(log)
+    assert statuses == {"200": 1, "500": 1}
+    assert errors == {"unhandled error: Boom: x": 1}
