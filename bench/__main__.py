@@ -41,17 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="rounds per measurement (targets alternate within a round)")
     p.add_argument("--seconds", type=float, help="length of one measured run")
     p.add_argument("--only", help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)}")
-    p.add_argument(
-        "--record",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write the results into bench/README.md (default: yes for a full run)",
-    )
-    p.add_argument(
-        "--pg",
-        default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432"),
-        help="Postgres server (the bench creates and empties its own database there)",
-    )
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the results into bench/README.md (default: yes for a full run)")
+    p.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432"),
+                   help="Postgres server (the bench creates and empties its own database there)")
     p.add_argument("--db", default=os.environ.get("BENCH_DB", "tokenhub_bench"))
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/11"))
     p.add_argument("--run-dir", type=Path, help="logs, configs and profiles (default: a new /tmp directory)")
@@ -84,9 +77,8 @@ async def _prepare(services: Services) -> BenchKey:
 
 
 @contextlib.contextmanager
-def running(
-    options: Options, layout: Layout, services: Services, args: argparse.Namespace
-) -> Iterator[Bench]:
+def running(options: Options, layout: Layout, services: Services,
+            args: argparse.Namespace) -> Iterator[Bench]:
     """The fake provider, the relay and the proxy, up for the whole run and stopped at the end."""
     started: list[procs.Proc] = []
     try:
@@ -125,16 +117,12 @@ def header(command: str, options: Options, layout: Layout, load: tuple[str, str]
     mode = "quick" if options.quick else "full"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return [
-        (
-            f"Run: {when}, {mode} mode, `{command}`: {options.rounds} round(s) of {options.seconds:g} s per "
-            f"figure, medians; took {took / 60:.1f} min."
-        ),
+        (f"Run: {when}, {mode} mode, `{command}`: {options.rounds} round(s) of {options.seconds:g} s per "
+         f"figure, medians; took {took / 60:.1f} min."),
         "",
         "Machine: " + "; ".join(machine()) + ".",
-        (
-            f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
-            f"{layout.load_cores}. Load average (1, 5, 15 min) before: {load[0]}; after: {load[1]}."
-        ),
+        (f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
+         f"{layout.load_cores}. Load average (1, 5, 15 min) before: {load[0]}; after: {load[1]}."),
     ]
 
 
@@ -160,11 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tables.append(health.proxy_logs(run_dir))  # after the proxies stopped: their logs are complete
     command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench", *(argv or sys.argv[1:])])
-    body = render(
-        header(command, options, layout, (before, procs.loadavg()), time.monotonic() - started),
-        tables,
-        evaluate(bench.measured),
-    )
+    body = render(header(command, options, layout, (before, procs.loadavg()), time.monotonic() - started),
+                  tables, evaluate(bench.measured))
     print(body)
     (run_dir / "results.json").write_text(json.dumps(bench.measured, indent=2, sort_keys=True))
     if args.record if args.record is not None else not options.quick:

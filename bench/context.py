@@ -23,21 +23,13 @@ class Options:
 
     @classmethod
     def quick_mode(cls) -> Options:
-        return cls(
-            quick=True, rounds=1, seconds=2, cold_keys=40, revokes=30, memory_keys=2000, profile_seconds=4
-        )
+        return cls(quick=True, rounds=1, seconds=2, cold_keys=40, revokes=30, memory_keys=2000,
+                   profile_seconds=4)
 
     @classmethod
     def full_mode(cls) -> Options:
-        return cls(
-            quick=False,
-            rounds=5,
-            seconds=5,
-            cold_keys=300,
-            revokes=200,
-            memory_keys=10_000,
-            profile_seconds=15,
-        )
+        return cls(quick=False, rounds=5, seconds=5, cold_keys=300, revokes=200, memory_keys=10_000,
+                   profile_seconds=15)
 
 
 @dataclass
@@ -60,11 +52,8 @@ class Bench:
 
 
 def chat_body(*, stream: bool = False, delay_ms: float = 0.0) -> str:
-    body: dict[str, object] = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Say hello."}],
-        "max_tokens": 16,
-    }
+    body: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}],
+                               "max_tokens": 16}
     if stream:
         body |= {"stream": True, "bench_delay_ms": delay_ms}
     return json.dumps(body, separators=(",", ":"))

@@ -32,39 +32,23 @@ _MAX_HEAD = 64 * 1024
 
 def _completion() -> bytes:
     message = {"role": "assistant", "content": "Hello from the bench provider.", "refusal": None}
-    return orjson.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": MODEL,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
-        }
-    )
+    return orjson.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": MODEL,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+    })
 
 
 def _response(body: bytes, content_type: bytes = b"application/json") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: "
-        + content_type
-        + b"\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 def _sse_chunk(n: int) -> bytes:
     """One SSE event as one HTTP chunk (chunked transfer encoding)."""
     delta = {"role": "assistant", "content": ""} if n == 0 else {"content": f"tok{n} "}
-    event = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
-    }
+    event = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL,
+             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
     return _http_chunk(b"data: " + orjson.dumps(event) + b"\n\n")
 
 
@@ -73,15 +57,10 @@ def _http_chunk(payload: bytes) -> bytes:
 
 
 COMPLETION = _response(_completion())
-MODELS = _response(
-    orjson.dumps(
-        {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}]}
-    )
-)
-STREAM_HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n"
-)
+MODELS = _response(orjson.dumps({"object": "list", "data": [
+    {"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}]}))
+STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
 STREAM_END = _http_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -122,13 +101,13 @@ class FakeProtocol(asyncio.Protocol):
                     self._transport.write(BAD_REQUEST)
                     self._transport.close()
                 return
-            head = bytes(self._buf[: end + 2])
+            head = bytes(self._buf[:end + 2])
             match = _CONTENT_LENGTH.search(head)
             size = int(match.group(1)) if match else 0
             if len(self._buf) < end + 4 + size:
                 return
-            body = bytes(self._buf[end + 4 : end + 4 + size])
-            del self._buf[: end + 4 + size]
+            body = bytes(self._buf[end + 4:end + 4 + size])
+            del self._buf[:end + 4 + size]
             self._answer(head, body)
 
     def _answer(self, head: bytes, body: bytes) -> None:

@@ -14,19 +14,15 @@ CHAT_BODY = chat_body().encode()
 
 
 def session(limit: int = 256) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=30)
-    )
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit),
+                                 timeout=aiohttp.ClientTimeout(total=30))
 
 
 async def chat(client: aiohttp.ClientSession, base: str, key: str) -> tuple[int, float]:
     """One non-streaming chat completion; returns (status, seconds to the whole answer)."""
     started = time.perf_counter()
-    async with client.post(
-        f"{base}/v1/chat/completions",
-        data=CHAT_BODY,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    ) as r:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with client.post(f"{base}/v1/chat/completions", data=CHAT_BODY, headers=headers) as r:
         await r.read()
         return r.status, time.perf_counter() - started
 
@@ -44,7 +40,6 @@ async def metric(client: aiohttp.ClientSession, admin: str, name: str) -> float:
 
 def read_metric(admin: str, name: str) -> float:
     """`metric`, from synchronous code."""
-
     async def read() -> float:
         async with session() as client:
             return await metric(client, admin, name)
@@ -52,12 +47,10 @@ def read_metric(admin: str, name: str) -> float:
     return asyncio.run(read())
 
 
-async def admin_call(
-    client: aiohttp.ClientSession, admin: str, token: str, method: str, path: str, payload: object = None
-) -> dict[str, object]:
-    async with client.request(
-        method, f"{admin}{path}", json=payload, headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+async def admin_call(client: aiohttp.ClientSession, admin: str, token: str, method: str, path: str,
+                     payload: object = None) -> dict[str, object]:
+    async with client.request(method, f"{admin}{path}", json=payload,
+                              headers={"Authorization": f"Bearer {token}"}) as r:
         body = await r.json(content_type=None)
         if r.status >= 300:
             raise BenchError(f"admin {method} {path} answered {r.status}: {body}")

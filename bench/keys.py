@@ -27,9 +27,8 @@ class BenchKey:
 
 
 @asynccontextmanager
-async def open_store(
-    dsn: str, redis_url: str, namespace: str, *, cheap: bool = False
-) -> AsyncIterator[KeyStore]:
+async def open_store(dsn: str, redis_url: str, namespace: str, *,
+                     cheap: bool = False) -> AsyncIterator[KeyStore]:
     """A KeyStore on the bench database and namespace, for issuing keys (its loops are not started)."""
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=10)
     redis = Redis.from_url(redis_url, socket_timeout=5)
@@ -91,4 +90,4 @@ def wrong_secret(key_id: str) -> str:
 def malformed(key: str) -> str:
     """The same key with one character of its secret changed: the checksum no longer matches."""
     i = len(keygen.PREFIX) + keygen.ID_LEN + 1
-    return key[:i] + ("A" if key[i] != "A" else "B") + key[i + 1 :]
+    return key[:i] + ("A" if key[i] != "A" else "B") + key[i + 1:]

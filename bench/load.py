@@ -39,7 +39,7 @@ class Sample:
 
 def rotations(items: Sequence[str], rounds: int) -> list[list[str]]:
     """The order of targets in each round: rotated by one every round."""
-    return [list(items[r % len(items) :]) + list(items[: r % len(items)]) for r in range(rounds)]
+    return [list(items[r % len(items):]) + list(items[:r % len(items)]) for r in range(rounds)]
 
 
 def _moved_fake(bench: Bench, target: str) -> bool:
@@ -54,22 +54,15 @@ def _moved_fake(bench: Bench, target: str) -> bool:
 def measure_wrk(bench: Bench, target: str, connections: int, script: str, seconds: float) -> Sample:
     moved = _moved_fake(bench, target)
     try:
-        pids = {"target": bench.pid(target), "fake": bench.fake.pid}
-        with procs.cpu_meter(pids) as cpu:
-            result = run_wrk(
-                bench.url(target),
-                script,
-                connections=connections,
-                seconds=seconds,
-                cores=bench.layout.load_cores,
-            )
+        with procs.cpu_meter({"target": bench.pid(target), "fake": bench.fake.pid}) as cpu:
+            result = run_wrk(bench.url(target), script, connections=connections, seconds=seconds,
+                             cores=bench.layout.load_cores)
     finally:
         if moved:
             procs.set_cores(bench.fake.pid, bench.layout.load_cores)
     fake_cpu = 0.0 if target == "direct" else cpu["fake"]
-    return Sample(
-        result.rps, result.p50_ms, result.p99_ms, cpu["target"], result.wrk_cpu_pct, fake_cpu, result.errors
-    )
+    return Sample(result.rps, result.p50_ms, result.p99_ms, cpu["target"], result.wrk_cpu_pct, fake_cpu,
+                  result.errors)
 
 
 def run_rounds(bench: Bench, measure: Callable[[str], Sample]) -> dict[str, Sample]:
@@ -85,159 +78,89 @@ def _median_sample(samples: list[Sample]) -> Sample:
     def mid(name: str) -> float:
         return median([getattr(s, name) for s in samples])
 
-    return Sample(
-        mid("rps"),
-        mid("p50_ms"),
-        mid("p99_ms"),
-        mid("target_cpu"),
-        mid("load_cpu"),
-        mid("fake_cpu"),
-        errors=sum(s.errors for s in samples),
-    )
+    return Sample(mid("rps"), mid("p50_ms"), mid("p99_ms"), mid("target_cpu"), mid("load_cpu"),
+                  mid("fake_cpu"), errors=sum(s.errors for s in samples))
 
 
 def _measure_chat(bench: Bench, script: str, connections: int, target: str) -> Sample:
     return measure_wrk(bench, target, connections, script, bench.options.seconds)
 
 
+CHAT_COLUMNS = ("clients", "target", "req/s", "p50 ms", "p99 ms", "target CPU %", "req/s per core",
+                "wrk CPU %", "fake CPU %", "errors")
+
+
 def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
-    table = Table(
-        "Non-streaming chat completions (wrk, keep-alive)",
-        [
-            "clients",
-            "target",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "target CPU %",
-            "req/s per core",
-            "wrk CPU %",
-            "fake CPU %",
-            "errors",
-        ],
-    )
+    table = Table("Non-streaming chat completions (wrk, keep-alive)", CHAT_COLUMNS)
     script = render_script(body=chat_body(), keys=[bench.key.full])
     for target in TARGETS:  # warm-up: connections, caches, the key
         measure_wrk(bench, target, 16, script, 1)
     verifies, started = http.read_metric(bench.proxy.admin, VERIFIES), time.monotonic()
     for conns in connections:
-        results = run_rounds(bench, partial(_measure_chat, bench, script, conns))
-        for target, s in results.items():
+        for target, s in run_rounds(bench, partial(_measure_chat, bench, script, conns)).items():
             per_core = ratio(s.rps, s.target_cpu / 100)
-            table.add(
-                conns,
-                target,
-                s.rps,
-                s.p50_ms,
-                s.p99_ms,
-                s.target_cpu,
-                per_core,
-                s.load_cpu,
-                s.fake_cpu,
-                s.errors,
-            )
-            bench.measured |= {
-                f"{target}.c{conns}.rps": s.rps,
-                f"{target}.c{conns}.p50": s.p50_ms,
-                f"{target}.c{conns}.p99": s.p99_ms,
-                f"{target}.c{conns}.per_core": per_core,
-            }
-    table.notes.append(
-        "req/s per core = req/s ÷ (target CPU % / 100): throughput per core the target "
-        "actually used; the target is pinned to one core."
-    )
+            table.add(conns, target, s.rps, s.p50_ms, s.p99_ms, s.target_cpu, per_core, s.load_cpu,
+                      s.fake_cpu, s.errors)
+            bench.measured |= {f"{target}.c{conns}.rps": s.rps, f"{target}.c{conns}.p50": s.p50_ms,
+                               f"{target}.c{conns}.p99": s.p99_ms, f"{target}.c{conns}.per_core": per_core}
     verifies = http.read_metric(bench.proxy.admin, VERIFIES) - verifies
     minutes = (time.monotonic() - started) / 60
     bench.measured["warm.reverifies_per_min"] = verifies / minutes
-    table.notes.append(
-        f"argon2 verifications by the proxy while it served one already-warm key for {minutes:.1f} "
-        f"min: {verifies:.0f} (a warm key should cost none)."
-    )
+    table.notes.append("req/s per core = req/s ÷ (target CPU % / 100): throughput per core the target "
+                       "actually used; the target is pinned to one core.")
+    table.notes.append(f"argon2 verifications by the proxy while it served one already-warm key for "
+                       f"{minutes:.1f} min: {verifies:.0f} (a warm key should cost none).")
     return table
 
 
+def _run_stream_client(bench: Bench, target: str, streams: int) -> tuple[str, float]:
+    """Run the streaming client on the load core; (its output, its CPU as % of one core)."""
+    argv = [python(), "-m", "bench.streamclient", "--url", bench.url(target), "--streams", str(streams),
+            "--seconds", str(bench.options.seconds), "--key", bench.key.full,
+            "--body", chat_body(stream=True, delay_ms=bench.options.stream_delay_ms)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
+                          timeout=bench.options.seconds + 60, cwd=procs.ROOT, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client is the only child reaped meanwhile
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if done.returncode != 0:
+        raise BenchError(f"stream client failed: {done.stdout[-1000:]}{done.stderr[-2000:]}")
+    return done.stdout, 100 * used / bench.options.seconds
+
+
 def measure_streams(bench: Bench, target: str, streams: int) -> dict[str, float]:
-    argv = [
-        python(),
-        "-m",
-        "bench.streamclient",
-        "--url",
-        bench.url(target),
-        "--streams",
-        str(streams),
-        "--seconds",
-        str(bench.options.seconds),
-        "--key",
-        bench.key.full,
-        "--body",
-        chat_body(stream=True, delay_ms=bench.options.stream_delay_ms),
-    ]
     moved = _moved_fake(bench, target)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         with procs.cpu_meter({"target": bench.pid(target)}) as cpu:
-            done = subprocess.run(
-                procs.pinned(argv, bench.layout.load_cores),
-                capture_output=True,
-                text=True,
-                timeout=bench.options.seconds + 60,
-                cwd=procs.ROOT,
-                check=False,
-            )
+            output, client_cpu = _run_stream_client(bench, target, streams)
     finally:
         if moved:
             procs.set_cores(bench.fake.pid, bench.layout.load_cores)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client is the only child reaped meanwhile
-    client_cpu = (
-        100
-        * (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
-        / bench.options.seconds
-    )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("STREAMJSON ")), None)
+    line = next((ln for ln in output.splitlines() if ln.startswith("STREAMJSON ")), None)
     if line is None:
-        raise BenchError(f"stream client failed: {done.stdout[-1000:]}{done.stderr[-2000:]}")
+        raise BenchError(f"stream client printed no result: {output[-1000:]}")
     figures: dict[str, float] = json.loads(line.removeprefix("STREAMJSON "))
     return figures | {"target_cpu": cpu["target"], "client_cpu": client_cpu}
 
 
+STREAM_FIELDS = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms", "streams_per_s", "chunks_p50",
+                 "target_cpu", "client_cpu")
+STREAM_COLUMNS = ("streams", "target", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms",
+                  "streams/s", "chunks p50", "target CPU %", "client CPU %", "errors")
+
+
 def streaming(bench: Bench, counts: Sequence[int] = (1, 16)) -> Table:
-    fields = (
-        "ttfb_p50_ms",
-        "ttfb_p99_ms",
-        "total_p50_ms",
-        "total_p99_ms",
-        "streams_per_s",
-        "chunks_p50",
-        "target_cpu",
-        "client_cpu",
-    )
-    table = Table(
-        f"Streaming chat completions (SSE, 16 events {bench.options.stream_delay_ms:g} ms apart)",
-        [
-            "streams",
-            "target",
-            "TTFB p50 ms",
-            "TTFB p99 ms",
-            "total p50 ms",
-            "total p99 ms",
-            "streams/s",
-            "chunks p50",
-            "target CPU %",
-            "client CPU %",
-            "errors",
-        ],
-    )
+    gap = bench.options.stream_delay_ms
+    table = Table(f"Streaming chat completions (SSE, 16 events {gap:g} ms apart)", STREAM_COLUMNS)
     for streams in counts:
         runs: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
         for order in rotations(TARGETS, bench.options.rounds):
             for target in order:
                 runs[target].append(measure_streams(bench, target, streams))
         for target, samples in runs.items():
-            m = {f: median([s[f] for s in samples]) for f in fields}
-            table.add(streams, target, *(m[f] for f in fields), sum(int(s["errors"]) for s in samples))
-            bench.measured |= {f"{target}.s{streams}.{f}": m[f] for f in fields}
-    table.notes.append(
-        "TTFB: request sent → first body chunk (the first SSE event). chunks p50: HTTP chunks "
-        "the client received per answer (17 when nothing was merged or held back)."
-    )
+            m = {f: median([s[f] for s in samples]) for f in STREAM_FIELDS}
+            table.add(streams, target, *(m[f] for f in STREAM_FIELDS), sum(int(s["errors"]) for s in samples))
+            bench.measured |= {f"{target}.s{streams}.{f}": m[f] for f in STREAM_FIELDS}
+    table.notes.append("TTFB: request sent → first body chunk (the first SSE event). chunks p50: HTTP chunks "
+                       "the client received per answer (17 when nothing was merged or held back).")
     return table

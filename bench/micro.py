@@ -69,40 +69,23 @@ async def _run(bench: Bench, n: int) -> dict[str, float]:
             cold, argon = await _cold_ms(store, 10 if bench.options.quick else 40)
         finally:
             await store.close()
-    return out | {
-        "cold_p50": percentile(cold, 50),
-        "cold_p99": percentile(cold, 99),
-        "argon_p50": percentile(argon, 50),
-        "argon_p99": percentile(argon, 99),
-    }
+    return out | {"cold_p50": percentile(cold, 50), "cold_p99": percentile(cold, 99),
+                  "argon_p50": percentile(argon, 50), "argon_p99": percentile(argon, 99)}
 
 
 def micro(bench: Bench) -> Table:
     n = 20_000 if bench.options.quick else 100_000
     out = asyncio.run(_run(bench, n))
-    bench.measured |= {
-        "micro.warm_us": out["warm"],
-        "micro.cold_ms": out["cold_p50"],
-        "micro.argon_ms": out["argon_p50"],
-    }
-    table = Table(
-        "Keystore alone: KeyStore.authenticate in-process (shipped argon2 settings)", ["case", "cost", "how"]
-    )
+    bench.measured |= {"micro.warm_us": out["warm"], "micro.cold_ms": out["cold_p50"],
+                       "micro.argon_ms": out["argon_p50"]}
+    table = Table("Keystore alone: KeyStore.authenticate in-process (shipped argon2 settings)",
+                  ["case", "cost", "how"])
     table.add("warm key (in-process cache hit)", f"{out['warm']:.2f} µs", f"median of 5 × {n:,} calls")
     table.add("malformed key (bad checksum)", f"{out['malformed']:.2f} µs", f"median of 5 × {n:,} calls")
-    table.add(
-        "wrong secret, already refused once",
-        f"{out['wrong']:.2f} µs",
-        f"median of 5 × {n // 10:,} calls (negative cache, then the failure limit)",
-    )
-    table.add(
-        "cold key, p50 / p99",
-        f"{out['cold_p50']:.2f} / {out['cold_p99']:.2f} ms",
-        "Redis miss + Postgres read + one argon2 verify",
-    )
-    table.add(
-        "one argon2 verify, p50 / p99",
-        f"{out['argon_p50']:.2f} / {out['argon_p99']:.2f} ms",
-        "KeyStore.hasher.verify on the thread pool",
-    )
+    table.add("wrong secret, already refused once", f"{out['wrong']:.2f} µs",
+              f"median of 5 × {n // 10:,} calls (negative cache, then the failure limit)")
+    table.add("cold key, p50 / p99", f"{out['cold_p50']:.2f} / {out['cold_p99']:.2f} ms",
+              "Redis miss + Postgres read + one argon2 verify")
+    table.add("one argon2 verify, p50 / p99", f"{out['argon_p50']:.2f} / {out['argon_p99']:.2f} ms",
+              "KeyStore.hasher.verify on the thread pool")
     return table

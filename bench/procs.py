@@ -52,27 +52,13 @@ def pinned(argv: Sequence[str], cores: Sequence[int]) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, cores)), *argv]
 
 
-def start(
-    name: str,
-    argv: Sequence[str],
-    *,
-    cores: Sequence[int],
-    log_dir: Path,
-    env: Mapping[str, str] | None = None,
-    announces_port: bool = False,
-    timeout: float = 20.0,
-) -> Proc:
+def start(name: str, argv: Sequence[str], *, cores: Sequence[int], log_dir: Path,
+          env: Mapping[str, str] | None = None, announces_port: bool = False, timeout: float = 20.0) -> Proc:
     """Start `argv` pinned to `cores`, output to `log_dir/name.log`; optionally wait for `PORT n`."""
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
-        popen = subprocess.Popen(
-            pinned(argv, cores),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-            cwd=ROOT,
-        )
+        popen = subprocess.Popen(pinned(argv, cores), stdout=log_file, stderr=subprocess.STDOUT,
+                                 env=dict(env) if env is not None else None, start_new_session=True, cwd=ROOT)
     proc = Proc(name, popen, log_path, cores=tuple(cores))
     if announces_port:
         proc.port = _wait_for_port_line(proc, timeout)
@@ -155,7 +141,7 @@ def _read_stat(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rfind(")") + 2 :].split()
+    return raw[raw.rfind(")") + 2:].split()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -23,21 +23,12 @@ _LINE_NO = re.compile(r":\d+\)$")
 _IDLE_LEAVES = frozenset({"_worker (concurrent/futures/thread.py)"})
 _ENTRY = "(proxy/__main__.py)"  # the command line: every sample of the main thread passes through it
 _AREAS = (
-    ("aiohttp/web", "aiohttp server"),
-    ("aiohttp/client", "aiohttp client"),
+    ("aiohttp/web", "aiohttp server"), ("aiohttp/client", "aiohttp client"),
     ("aiohttp/connector", "aiohttp client"),
-    ("aiohttp/", "aiohttp (shared)"),
-    ("proxy/", "proxy code"),
-    ("keystore/", "keystore"),
-    ("logging/", "logging"),
-    ("prometheus_client/", "metrics"),
-    ("asyncio/", "event loop"),
-    ("uvloop/", "event loop"),
-    ("argon2/", "argon2"),
-    ("yarl/", "yarl / multidict"),
-    ("multidict/", "yarl / multidict"),
-    ("orjson", "json"),
-    ("json/", "json"),
+    ("aiohttp/", "aiohttp (shared)"), ("proxy/", "proxy code"), ("keystore/", "keystore"),
+    ("logging/", "logging"), ("prometheus_client/", "metrics"), ("asyncio/", "event loop"),
+    ("uvloop/", "event loop"), ("argon2/", "argon2"), ("yarl/", "yarl / multidict"),
+    ("multidict/", "yarl / multidict"), ("orjson", "json"), ("json/", "json"),
 )
 
 
@@ -55,7 +46,7 @@ def frame_name(frame: str) -> str:
 
 def area(name: str) -> str:
     """Which part of the stack a function belongs to, from its file."""
-    path = name[name.rfind("(") + 1 :]
+    path = name[name.rfind("(") + 1:]
     for prefix, label in _AREAS:
         if path.startswith(prefix):
             return label
@@ -72,11 +63,8 @@ def rank(lines: Iterable[str]) -> Ranking:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [
-            frame_name(f)
-            for f in stack.split(";")
-            if f and not f.startswith("process ") and not f.startswith("thread ")
-        ]
+        frames = [frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")
+                  and not f.startswith("thread ")]
         if not frames or frames[-1] in _IDLE_LEAVES:
             continue
         samples += n
@@ -98,35 +86,13 @@ def record(bench: Bench, out: Path, connections: int = 64) -> tuple[Ranking, Wrk
     seconds = bench.options.profile_seconds
     script = render_script(body=chat_body(), keys=[bench.key.full])
     run_wrk(bench.url("proxy"), script, connections=connections, seconds=1, cores=bench.layout.load_cores)
-    load, path = start_wrk(
-        bench.url("proxy"),
-        script,
-        connections=connections,
-        seconds=seconds + 2,
-        cores=bench.layout.load_cores,
-    )
+    load, path = start_wrk(bench.url("proxy"), script, connections=connections, seconds=seconds + 2,
+                           cores=bench.layout.load_cores)
     # Blocking mode (the default): py-spy pauses the process for each sample, so every stack is whole.
-    argv = [
-        py_spy(),
-        "record",
-        "--pid",
-        str(bench.proxy.proc.pid),
-        "--duration",
-        str(round(seconds)),
-        "--rate",
-        str(RATE),
-        "--format",
-        "raw",
-        "--output",
-        str(out),
-    ]
-    spy = subprocess.run(
-        procs.pinned(argv, bench.layout.load_cores),
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
+    argv = [py_spy(), "record", "--pid", str(bench.proxy.proc.pid), "--duration", str(round(seconds)),
+            "--rate", str(RATE), "--format", "raw", "--output", str(out)]
+    spy = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
+                         timeout=seconds + 60, check=False)
     result = finish_wrk(load, path, round(seconds + 2))
     if spy.returncode != 0 or not out.exists():
         raise BenchError(f"py-spy failed: {spy.stdout[-1000:]}{spy.stderr[-1000:]}")
@@ -144,36 +110,23 @@ def profile(bench: Bench, top: int = 15) -> Table:
     out = bench.layout.run_dir / "profile.txt"
     ranking, load = record(bench, out)
     total = ranking.samples or 1
-    table = Table(
-        f"Profile of the proxy under load (py-spy, 64 clients, {bench.options.profile_seconds:g} s)",
-        ["rank", "top functions by self time", "self %", "our code, inclusive", "total %"],
-    )
+    seconds = bench.options.profile_seconds
+    table = Table(f"Profile of the proxy under load (py-spy, 64 clients, {seconds:g} s)",
+                  ["rank", "top functions by self time", "self %", "our code, inclusive", "total %"])
     selfs = ranking.self_counts.most_common(top)
-    ours = [
-        (n, c)
-        for n, c in ranking.total_counts.most_common()
-        if area(n) in ("proxy code", "keystore") and not n.endswith(_ENTRY)
-    ]
+    ours = [(n, c) for n, c in ranking.total_counts.most_common()
+            if area(n) in ("proxy code", "keystore") and not n.endswith(_ENTRY)]
     for i in range(top):
         sname, sn = selfs[i] if i < len(selfs) else ("", 0)
         oname, on = ours[i] if i < len(ours) else ("", 0)
-        table.add(
-            i + 1,
-            f"`{sname}`" if sname else "",
-            100 * sn / total if sname else "",
-            f"`{oname}`" if oname else "",
-            100 * on / total if oname else "",
-        )
+        table.add(i + 1, f"`{sname}`" if sname else "", 100 * sn / total if sname else "",
+                  f"`{oname}`" if oname else "", 100 * on / total if oname else "")
     areas = ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in by_area(ranking).most_common())
     busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
     table.notes.append(f"Self time by area: {areas}.")
     if load.errors:
-        table.notes.append(
-            f"**{load.errors} of {load.requests} requests during the profile failed** "
-            "(non-2xx or socket errors): the profile is not of the happy path."
-        )
-    table.notes.append(
-        f"{ranking.samples:,} samples at {RATE}/s of non-idle threads (busy ≈{busy:.0f}% of the "
-        f"time); shares are of those samples. Raw collapsed stacks: {out} ."
-    )
+        table.notes.append(f"**{load.errors} of {load.requests} requests during the profile failed** "
+                           "(non-2xx or socket errors): the profile is not of the happy path.")
+    table.notes.append(f"{ranking.samples:,} samples at {RATE}/s of non-idle threads (busy ≈{busy:.0f}% "
+                       f"of the time); shares are of those samples. Raw collapsed stacks: {out} .")
     return table

@@ -22,19 +22,16 @@ from aiohttp import web
 KEYS = web.AppKey("keys", dict)
 UPSTREAM = web.AppKey("upstream", str)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-_UNAUTHORIZED = (
-    b'{"error":{"message":"bad key","type":"authentication_error","param":null,"code":"invalid_api_key"}}'
-)
+_UNAUTHORIZED = (b'{"error":{"message":"bad key","type":"authentication_error","param":null,'
+                 b'"code":"invalid_api_key"}}')
 
 
 async def relay(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Authorization") not in request.app[KEYS]:
         return web.Response(status=401, body=_UNAUTHORIZED, content_type="application/json")
     body = await request.read()
-    headers = {
-        "Content-Type": request.headers.get("Content-Type", "application/json"),
-        "Authorization": "Bearer provider-secret",
-    }
+    headers = {"Content-Type": request.headers.get("Content-Type", "application/json"),
+               "Authorization": "Bearer provider-secret"}
     url = request.app[UPSTREAM] + request.rel_url.path_qs
     async with request.app[SESSION].request(request.method, url, data=body, headers=headers) as upstream:
         kept = {"Content-Type": upstream.headers.get("Content-Type", "application/json")}
@@ -66,9 +63,8 @@ def create_relay_app(upstream: str, keys: list[str]) -> web.Application:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    runner = web.AppRunner(
-        create_relay_app(args.upstream, args.key), handler_cancellation=True, access_log=None
-    )
+    app = create_relay_app(args.upstream, args.key)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=4096)
     await site.start()

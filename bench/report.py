@@ -46,12 +46,8 @@ def fmt(value: object) -> str:
 
 
 def markdown_table(table: Table) -> str:
-    lines = [
-        f"### {table.title}",
-        "",
-        "| " + " | ".join(table.columns) + " |",
-        "|" + "|".join("---" for _ in table.columns) + "|",
-    ]
+    lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
     lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in table.rows]
     lines += [""] + [f"- {n}" for n in table.notes]
     return "\n".join(lines).rstrip() + "\n"
@@ -73,10 +69,8 @@ def machine() -> list[str]:
             break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     virt = "virtual machine" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "bare metal"
-    return [
-        f"{cpu}, {os.cpu_count()} cores ({virt}), {mem_kb / 1024 / 1024:.1f} GiB RAM",
-        f"{platform.platform()}, Python {platform.python_version()}, aiohttp {aiohttp.__version__}",
-    ]
+    return [f"{cpu}, {os.cpu_count()} cores ({virt}), {mem_kb / 1024 / 1024:.1f} GiB RAM",
+            f"{platform.platform()}, Python {platform.python_version()}, aiohttp {aiohttp.__version__}"]
 
 
 def render(header: Sequence[str], tables: Sequence[Table], goals: Sequence[Goal]) -> str:

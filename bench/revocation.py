@@ -19,9 +19,8 @@ from .stats import percentile
 GIVE_UP_SECONDS = 5.0
 
 
-async def _until_refused(
-    client: aiohttp.ClientSession, base: str, key: str, since: float
-) -> tuple[float, int]:
+async def _until_refused(client: aiohttp.ClientSession, base: str, key: str,
+                         since: float) -> tuple[float, int]:
     """Send requests back to back until one gets 401; (ms from `since` to that answer, requests sent)."""
     sent = 0
     while time.perf_counter() - since < GIVE_UP_SECONDS:
@@ -61,9 +60,8 @@ async def _measure(bench: Bench, instances: list[Proxy]) -> dict[str, list[float
             called = time.perf_counter()
             await http.admin_call(client, admin, s.admin_token, "POST", f"/admin/keys/{key.id}/revoke")
             returned = time.perf_counter()
-            seen = await asyncio.gather(
-                *(_until_refused(client, p.base, key.full, returned) for p in instances)
-            )
+            seen = await asyncio.gather(*(_until_refused(client, p.base, key.full, returned)
+                                          for p in instances))
             out["call"].append((returned - called) * 1000)
             out["all"].append(max(ms for ms, _ in seen))
             out["first_try"].append(float(all(sent == 1 for _, sent in seen)))
@@ -81,20 +79,17 @@ def revocation(bench: Bench) -> Table:
         for p in extra:
             procs.stop(p.proc)
     bench.measured |= {"revoke.p50": percentile(out["all"], 50), "revoke.p99": percentile(out["all"], 99)}
-    table = Table(
-        "Revocation: revoke call returned → 401 (three instances, one Redis, one Postgres)",
-        ["measured", "revokes", "p50 ms", "p99 ms", "max ms"],
-    )
+    table = Table("Revocation: revoke call returned → 401 (three instances, one Redis, one Postgres)",
+                  ["measured", "revokes", "p50 ms", "p99 ms", "max ms"])
     labels = {"all": "401 on all three instances", "call": "the revoke call itself (admin REST)"}
     labels |= {f"i{n}": f"401 on instance {n + 1}" for n in range(3)}
     labels["again"] = "a later request with the revoked key (slowest of three)"
     for name, label in labels.items():
         values = out[name]
         table.add(label, len(values), percentile(values, 50), percentile(values, 99), max(values))
-    table.notes.append(
-        f"In {100 * sum(out['first_try']) / len(out['first_try']):.1f}% of revokes the very first "
-        "request sent after the call returned was already refused on all three instances; the "
-        "times include that request's own round trip. Revokes go to each instance's admin "
-        "listener in turn."
-    )
+    first_try = 100 * sum(out["first_try"]) / len(out["first_try"])
+    table.notes.append(f"In {first_try:.1f}% of revokes the very first "
+                       "request sent after the call returned was already refused on all three instances; the "
+                       "times include that request's own round trip. Revokes go to each instance's admin "
+                       "listener in turn.")
     return table

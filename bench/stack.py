@@ -62,13 +62,8 @@ def new_services(dsn: str, redis_url: str) -> Services:
 
 
 def start_fake(layout: Layout) -> Proc:
-    return procs.start(
-        "fake",
-        [python(), "-m", "bench.fake", "--port", "0"],
-        cores=layout.load_cores,
-        log_dir=layout.run_dir,
-        announces_port=True,
-    )
+    return procs.start("fake", [python(), "-m", "bench.fake", "--port", "0"], cores=layout.load_cores,
+                       log_dir=layout.run_dir, announces_port=True)
 
 
 def start_relay(layout: Layout, fake_port: int, keys: Sequence[str]) -> Proc:
@@ -113,27 +108,14 @@ def migrate(layout: Layout, services: Services, fake_port: int) -> None:
     """`tokenhub migrate`, as an operator would run it."""
     config = layout.run_dir / "migrate.toml"
     write_config(config, services, fake_port, procs.free_port(), procs.free_port())
-    done = subprocess.run(
-        [tokenhub(), "migrate", "--config", str(config)],
-        env=environment(services),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = subprocess.run([tokenhub(), "migrate", "--config", str(config)], env=environment(services),
+                          capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BenchError(f"tokenhub migrate failed: {done.stdout}{done.stderr}")
 
 
-def start_proxy(
-    name: str,
-    layout: Layout,
-    services: Services,
-    fake_port: int,
-    *,
-    workers: int = 1,
-    cores: Sequence[int] | None = None,
-) -> Proxy:
+def start_proxy(name: str, layout: Layout, services: Services, fake_port: int, *, workers: int = 1,
+                cores: Sequence[int] | None = None) -> Proxy:
     """`tokenhub serve --config …` as shipped (Postgres, Redis, metrics, JSON logs to its log file)."""
     port, admin_port = procs.free_port(), procs.free_port()
     config = layout.run_dir / f"{name}.toml"
@@ -141,13 +123,8 @@ def start_proxy(
     argv = [tokenhub(), "serve", "--config", str(config)]
     if workers != 1:
         argv += ["--workers", str(workers)]
-    proc = procs.start(
-        name,
-        argv,
-        cores=layout.target_cores if cores is None else cores,
-        log_dir=layout.run_dir,
-        env=environment(services),
-    )
+    proc = procs.start(name, argv, cores=layout.target_cores if cores is None else cores,
+                       log_dir=layout.run_dir, env=environment(services))
     proxy = Proxy(proc, port, admin_port)
     # Each new connection may reach a different worker: ask until every one has had its chance.
     for _ in range(4 * workers):

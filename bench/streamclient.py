@@ -33,13 +33,8 @@ class Samples:
 
 def build_request(url: str, body: bytes, key: str | None) -> bytes:
     parts = urlsplit(url)
-    lines = [
-        f"POST {parts.path or '/'} HTTP/1.1",
-        f"Host: {parts.netloc}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Accept: text/event-stream",
-    ]
+    lines = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", "Content-Type: application/json",
+             f"Content-Length: {len(body)}", "Accept: text/event-stream"]
     if key:
         lines.append(f"Authorization: Bearer {key}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -59,9 +54,8 @@ async def _read_head(reader: asyncio.StreamReader) -> dict[str, str]:
     return headers
 
 
-async def one_stream(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[float, float, int]:
+async def one_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     request: bytes) -> tuple[float, float, int]:
     """Send one request; return (seconds to the first body chunk, seconds to the end, chunks)."""
     started = time.perf_counter()
     writer.write(request)
@@ -108,22 +102,17 @@ def summarize(samples: Samples, seconds: float) -> dict[str, float]:
     ms = [t * 1000 for t in samples.ttfb]
     total = [t * 1000 for t in samples.total]
     return {
-        "streams_done": len(ms),
-        "errors": samples.errors,
-        "streams_per_s": len(ms) / seconds,
-        "ttfb_p50_ms": percentile(ms, 50),
-        "ttfb_p99_ms": percentile(ms, 99),
-        "total_p50_ms": percentile(total, 50),
-        "total_p99_ms": percentile(total, 99),
-        "chunks_min": min(samples.events, default=0),
-        "chunks_p50": percentile(samples.events, 50),
+        "streams_done": len(ms), "errors": samples.errors, "streams_per_s": len(ms) / seconds,
+        "ttfb_p50_ms": percentile(ms, 50), "ttfb_p99_ms": percentile(ms, 99),
+        "total_p50_ms": percentile(total, 50), "total_p99_ms": percentile(total, 99),
+        "chunks_min": min(samples.events, default=0), "chunks_p50": percentile(samples.events, 50),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.streamclient", description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--body", required=True, help='the JSON request body (with "stream": true)')
+    parser.add_argument("--body", required=True, help="the JSON request body (with \"stream\": true)")
     parser.add_argument("--key", default=None)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)

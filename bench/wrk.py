@@ -93,9 +93,8 @@ def lua_string(value: str) -> str:
     return f"[{'=' * level}[{value}]{'=' * level}]"
 
 
-def render_script(
-    *, body: str, keys: Sequence[str], method: str = "POST", delay_ms: int = 0, count_statuses: bool = False
-) -> str:
+def render_script(*, body: str, keys: Sequence[str], method: str = "POST", delay_ms: int = 0,
+                  count_statuses: bool = False) -> str:
     return _LUA % {
         "response": _COUNT_STATUSES if count_statuses else "",
         "keys": ", ".join(lua_string(k) for k in keys),
@@ -113,15 +112,9 @@ def parse_output(text: str, wrk_cpu_pct: float = 0.0) -> WrkResult:
     seconds = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
     return WrkResult(
-        requests=raw["requests"],
-        rps=raw["requests"] / seconds if seconds else 0.0,
-        p50_ms=raw["p50"] / 1000,
-        p90_ms=raw["p90"] / 1000,
-        p99_ms=raw["p99"] / 1000,
-        p999_ms=raw["p99.9"] / 1000,
-        mean_ms=raw["mean"] / 1000,
-        errors=errors,
-        wrk_cpu_pct=wrk_cpu_pct,
+        requests=raw["requests"], rps=raw["requests"] / seconds if seconds else 0.0,
+        p50_ms=raw["p50"] / 1000, p90_ms=raw["p90"] / 1000, p99_ms=raw["p99"] / 1000,
+        p999_ms=raw["p99.9"] / 1000, mean_ms=raw["mean"] / 1000, errors=errors, wrk_cpu_pct=wrk_cpu_pct,
         statuses={int(k): int(v) for k, v in raw.get("statuses", {}).items()},
     )
 
@@ -129,30 +122,19 @@ def parse_output(text: str, wrk_cpu_pct: float = 0.0) -> WrkResult:
 def wrk_binary() -> str:
     path = shutil.which("wrk")
     if path is None:
-        raise BenchError(
-            "wrk is not installed: run `bash bench/run.sh` (it installs it) or apt-get install -y wrk"
-        )
+        raise BenchError("wrk is not installed: `bash bench/run.sh` installs it (or apt-get install -y wrk)")
     return path
 
 
-def start_wrk(
-    url: str, script: str, *, connections: int, seconds: float, cores: Sequence[int], threads: int = 1
-) -> tuple[subprocess.Popen[bytes], Path]:
+def start_wrk(url: str, script: str, *, connections: int, seconds: float, cores: Sequence[int],
+              threads: int = 1) -> tuple[subprocess.Popen[bytes], Path]:
     """Start wrk in the background (for concurrent runs); finish with `finish_wrk`."""
     fd, name = tempfile.mkstemp(prefix="bench-", suffix=".lua")
     with os.fdopen(fd, "w") as fh:
         fh.write(script)
-    argv = [
-        wrk_binary(),
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "10s",
-        "-s",
-        name,
-        url,
-    ]
+    duration = f"-d{max(1, round(seconds))}s"
+    argv = [wrk_binary(), f"-t{threads}", f"-c{connections}", duration, "--timeout", "10s",
+            "-s", name, url]
     popen = subprocess.Popen(pinned(argv, cores), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return popen, Path(name)
 
