@@ -155,6 +155,7 @@ class RedisCache:
         self._retry_after = retry_after
         self._timer = timer
         self._down_until = 0.0
+        self.failures = 0
         self._set_if_newer = redis.register_script(_SET_IF_NEWER)
 
     def record_key(self, key_id: str) -> str:
@@ -165,6 +166,7 @@ class RedisCache:
         return self._timer() >= self._down_until
 
     def _failed(self, exc: Exception) -> None:
+        self.failures += 1
         log.warning("redis cache unavailable (%s); skipping it for %.1fs", exc.__class__.__name__,
                     self._retry_after)
         self._down_until = self._timer() + self._retry_after

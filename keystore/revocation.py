@@ -194,10 +194,10 @@ class RevocationBus:
         polls = 0
         while True:
             try:
+                if polls % 3600 == 0:
+                    await self._db.prune_changes(max(86400.0, 4 * self._s.redis_ttl_seconds))
                 await self.poll_once()
                 polls += 1
-                if polls % 3600 == 1:
-                    await self._db.prune_changes(max(86400.0, 4 * self._s.redis_ttl_seconds))
             except KeystoreError as exc:
                 self._poll_ok = False
                 log.warning("revocation backstop poll failed: %s", exc)

@@ -104,9 +104,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def redis_pair(url: str, *, timeout: float = 2.0, feed_name: str | None = None) -> tuple[Redis, Redis]:
-    """The cache/command client and the pub/sub client (no read timeout, no silent retries)."""
-    main = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+def redis_pair(url: str, *, timeout: float = 2.0, name: str | None = None) -> tuple[Redis, Redis]:
+    """The cache/command client and the pub/sub client (no read timeout, no silent retries).
+
+    Both connections are named (`<name>-main`, `<name>-feed`) so tests can find them in CLIENT LIST.
+    """
+    feed_name = f"{name}-feed" if name else None
+    main = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                          client_name=f"{name}-main" if name else None)
     feed = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
                           client_name=feed_name)
     return main, feed
@@ -126,7 +131,7 @@ async def make_store(pool: asyncpg.Pool, redis_url: str, settings: KeystoreSetti
                    store_clock: FakeClock | None = None, **overrides: Any) -> KeyStore:
         instance_id = uuid.uuid4().hex[:12]
         # The feed connection is named so a test can find it in CLIENT LIST and kill exactly it.
-        main, feed = redis_pair(redis_url_override or redis_url, feed_name=f"{settings.namespace}-feed-{instance_id}")
+        main, feed = redis_pair(redis_url_override or redis_url, name=f"{settings.namespace}-{instance_id}")
         store = KeyStore(db_pool or pool, main, replace(settings, **overrides), pubsub_redis=feed,
                          clock=store_clock or clock, hooks=hooks, instance_id=instance_id)
         opened.append((store, [main, feed]))

@@ -46,7 +46,7 @@ class RedisMonitor:
 
     def __init__(self, url: str, db: int) -> None:
         self._url, self._db = url, db
-        self._seen: list[str] = []
+        self._seen: list[tuple[str, str]] = []  # (client addr, command)
         self._task: asyncio.Task[None] | None = None
         self._client = Redis.from_url(url)
 
@@ -71,22 +71,29 @@ class RedisMonitor:
                 while True:
                     cmd = await m.next_command()
                     if int(cmd["db"]) == self._db:
-                        self._seen.append(cmd["command"])
+                        self._seen.append((f'{cmd["client_address"]}:{cmd["client_port"]}', cmd["command"]))
         finally:
             await monitor_client.aclose()
 
     async def _fence(self) -> int:
         token = f"fence-{uuid.uuid4().hex}"
         await self._client.echo(token)
-        while not any(token in c for c in self._seen):
+        while not any(token in c for _, c in self._seen):
             await asyncio.sleep(0.005)
-        return next(i for i, c in enumerate(self._seen) if token in c)
+        return next(i for i, (_, c) in enumerate(self._seen) if token in c)
 
-    async def commands_during(self, action: Callable[[], Awaitable[Any]]) -> list[str]:
+    async def _addrs(self, name_prefix: str) -> set[str]:
+        return {c["addr"] for c in await self._client.client_list() if c.get("name", "").startswith(name_prefix)}
+
+    async def commands_during(self, action: Callable[[], Awaitable[Any]], name_prefix: str) -> list[str]:
+        """Commands run on connections named `name_prefix…` while `action` ran (other test runs may share
+        this database, so commands are attributed by connection)."""
+        ours = await self._addrs(name_prefix)
         start = await self._fence()
         await action()
         end = await self._fence()
-        return [c for c in self._seen[start + 1:end] if not c.startswith("ECHO")]
+        ours |= await self._addrs(name_prefix)
+        return [c for addr, c in self._seen[start + 1:end] if addr in ours]
 
 
 class TcpGate:
@@ -98,6 +105,7 @@ class TcpGate:
         self._links: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.open = True
+        self.refused = 0  # connections turned away while cut
 
     async def start(self) -> "TcpGate":
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -106,6 +114,7 @@ class TcpGate:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.open:
+            self.refused += 1
             writer.close()
             return
         try:

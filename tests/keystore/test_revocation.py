@@ -17,7 +17,7 @@ async def two_live_stores(make_store, b_overrides=None, **overrides):
 
 async def kill_feed(redis: Redis, store) -> None:
     """CLIENT KILL the store's pub/sub connection from the Redis side (found by its client name)."""
-    name = f"{store.settings.namespace}-feed-{store.bus.instance_id}"
+    name = f"{store.settings.namespace}-{store.bus.instance_id}-feed"
     ids = [c["id"] for c in await redis.client_list(_type="pubsub") if c.get("name") == name]
     assert len(ids) == 1
     await redis.client_kill_filter(_id=ids[0])

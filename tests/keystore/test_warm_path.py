@@ -38,7 +38,7 @@ async def test_warm_check_does_no_postgres_no_redis_no_argon2(make_store, querie
         for _ in range(100):
             await store.authenticate(issued.secret)
 
-    redis_cmds = await monitor.commands_during(warm_checks)
+    redis_cmds = await monitor.commands_during(warm_checks, store.settings.namespace)
     assert redis_cmds == []
     assert queries.count == pg_before
     assert store.hasher.verifies == verifies_before
@@ -49,7 +49,7 @@ async def test_cold_check_is_observed_by_the_same_counters(make_store, queries, 
     store = await quiet_store(make_store)
     issued = await store.create(Actor("t"), name="cold")
     pg_before = queries.count
-    redis_cmds = await monitor.commands_during(lambda: store.authenticate(issued.secret))
+    redis_cmds = await monitor.commands_during(lambda: store.authenticate(issued.secret), store.settings.namespace)
     assert any(c.startswith("GET") for c in redis_cmds), redis_cmds
     assert queries.count > pg_before and store.hasher.verifies == 1
 
@@ -64,7 +64,7 @@ async def test_malformed_key_does_no_io_at_all(make_store, queries, monitor, pre
         with pytest.raises(MalformedKey):
             await store.authenticate(presented)
 
-    assert await monitor.commands_during(check) == []
+    assert await monitor.commands_during(check, store.settings.namespace) == []
     assert queries.queries[pg_before:] == [] and store.hasher.verifies == 0
 
 

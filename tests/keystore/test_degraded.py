@@ -1,0 +1,94 @@
+"""SPEC §4.5: Redis down, Postgres down. Faults are real: the service sits behind a TCP gate we cut."""
+
+import asyncio
+from urllib.parse import urlsplit
+
+import pytest
+
+from keystore import Actor, RevokedKey, StorageUnavailable
+from tests.conftest import open_pool
+from tests.support import TcpGate, eventually
+
+ADMIN = Actor("ops")
+
+
+@pytest.fixture
+async def redis_gate(redis_url):
+    u = urlsplit(redis_url)
+    gate = await TcpGate(u.hostname, u.port or 6379).start()
+    yield gate, f"redis://127.0.0.1:{gate.port}{u.path}"
+    await gate.close()
+
+
+@pytest.fixture
+async def pg_gate(database_url, migrated):
+    u = urlsplit(database_url)
+    gate = await TcpGate(u.hostname, u.port or 5432).start()
+    pool = await open_pool(database_url.replace(f"{u.hostname}:{u.port}", f"127.0.0.1:{gate.port}"))
+    yield gate, pool
+    gate.cut()
+    pool.terminate()
+    await gate.close()
+
+
+async def test_redis_down_authenticates_from_postgres_and_revokes_still_land(make_store, redis_gate, clock):
+    gate, url = redis_gate
+    admin = await make_store()  # its Redis is fine
+    edge = await make_store(redis_url_override=url)  # its Redis goes away
+    await eventually(lambda: edge.feed_up)
+    warm = await admin.create(ADMIN, name="warm")
+    cold = await admin.create(ADMIN, name="cold")
+    await edge.authenticate(warm.secret)
+    gate.cut()
+    await eventually(lambda: not edge.feed_up)
+    async with asyncio.timeout(10):  # never hang
+        assert (await edge.authenticate(cold.secret)).id == cold.key.id  # straight from Postgres
+    await admin.revoke(ADMIN, warm.key.id)  # edge cannot hear this
+    clock.advance(edge.settings.stale_bound_seconds + 0.5)
+    with pytest.raises(RevokedKey):
+        await edge.authenticate(warm.secret)
+    gate.restore()
+    await eventually(lambda: edge.feed_up)
+
+
+async def test_redis_down_costs_one_attempt_not_one_per_request(make_store, redis_gate, clock):
+    gate, url = redis_gate
+    edge = await make_store(redis_url_override=url, ping_interval_seconds=3600, heartbeat_seconds=3600,
+                            resubscribe_delay_seconds=3600)
+    keys = [await edge.create(ADMIN, name=f"k{i}") for i in range(5)]
+    gate.cut()
+    await eventually(lambda: not edge.feed_up)
+    attempts = gate.refused
+    for k in keys:
+        await edge.authenticate(k.secret)
+    # After the first failure Redis is skipped for a while: one failed attempt, not five.
+    assert edge.records.failures == 1 and gate.refused - attempts <= 1
+
+
+async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_store, pg_gate, clock):
+    gate, gated_pool = pg_gate
+    edge = await make_store(db_pool=gated_pool, cache_ttl_seconds=5, pg_down_grace_seconds=30)
+    await eventually(lambda: edge.feed_up)
+    recent = await edge.create(ADMIN, name="recent")
+    never_seen = await edge.create(ADMIN, name="never-seen")
+    await edge.records._redis.delete(edge.records.record_key(never_seen.key.id))
+    await edge.authenticate(recent.secret)
+    gate.cut()
+    clock.advance(10)  # past the cache TTL: a re-check fails, the grace keeps the key working
+    assert (await edge.authenticate(recent.secret)).id == recent.key.id
+    with pytest.raises(StorageUnavailable):  # never UnknownKey (401), never a pass
+        await edge.authenticate(never_seen.secret)
+    clock.advance(30)  # past the grace: only the Redis record (loaded from Postgres within
+    assert (await edge.authenticate(recent.secret)).id == recent.key.id  # redis_ttl) vouches for it
+    await edge.records._redis.delete(edge.records.record_key(recent.key.id))  # that record expires
+    clock.advance(31)  # and the grace since that last confirmation runs out too
+    with pytest.raises(StorageUnavailable):
+        await edge.authenticate(recent.secret)
+    gate.restore()
+    async with asyncio.timeout(15):
+        while True:  # full service again without a restart
+            try:
+                await edge.authenticate(never_seen.secret)
+                break
+            except StorageUnavailable:
+                await asyncio.sleep(0.1)
