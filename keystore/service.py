@@ -53,7 +53,7 @@ class KeyStore:
         self.db = Database(pool, timeout=db_timeout)
         self.local = LocalCache(
             size=settings.cache_size,
-            lifetime=max(settings.cache_ttl_seconds, settings.pg_down_grace_seconds),
+            lifetime=max(settings.cache_keep_seconds, settings.cache_ttl_seconds, settings.pg_down_grace_seconds),
             negative_size=settings.negative_cache_size, negative_ttl=settings.negative_ttl_seconds,
             version_memory=2 * settings.fill_max_age_seconds + settings.cache_ttl_seconds, timer=timer,
         )
@@ -108,10 +108,13 @@ class KeyStore:
 
     # -- the request path -------------------------------------------------------------------------
 
-    async def authenticate(self, presented: str) -> ApiKey:
-        """Check a presented key. Raises MalformedKey, UnknownKey, RevokedKey, ExpiredKey,
-        RateLimited or StorageUnavailable (never answers "good" for a key it could not check)."""
-        return await self._auth.authenticate(presented)
+    async def authenticate(self, presented: str, *, client: str = "") -> ApiKey:
+        """Check a presented key. `client` (e.g. the caller's address) scopes the failure limit, so a
+        flood of wrong secrets from one client does not lock the key's rightful holder out.
+
+        Raises MalformedKey, UnknownKey, RevokedKey, ExpiredKey, RateLimited or StorageUnavailable
+        (never answers "good" for a key it could not check)."""
+        return await self._auth.authenticate(presented, client)
 
     async def flush_last_used(self) -> int:
         """Write the batch of last-used times gathered since the previous flush: one statement."""

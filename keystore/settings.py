@@ -20,6 +20,7 @@ class KeystoreSettings:
 
     cache_size: int = 100_000  # in-process verified keys
     cache_ttl_seconds: float = 60.0  # re-check a verified key against Redis/Postgres after this
+    cache_keep_seconds: float = 3600.0  # drop a verified key unconfirmed this long (then argon2 again)
     negative_ttl_seconds: float = 10.0  # unknown key ids and known-bad presented keys
     negative_cache_size: int = 100_000
     redis_ttl_seconds: float = 300.0  # key records in Redis; must exceed fill_max_age_seconds
@@ -34,6 +35,7 @@ class KeystoreSettings:
     heartbeat_seconds: float = 2.0  # instance presence in Redis
     ack_timeout_seconds: float = 2.0  # how long a revoke waits for instances to confirm
 
-    failure_threshold: int = 20  # failed verifications per key id per window before 429
+    failure_threshold: int = 20  # failed verifications per (key id, client) per window before 429
     failure_window_seconds: float = 60.0
+    max_waiting_per_key: int = 32  # verifications queued for one key id; beyond: 429 at once
     redis_retry_after_seconds: float = 1.0  # skip Redis this long after it failed

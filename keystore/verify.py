@@ -88,11 +88,12 @@ class Authenticator:
         self._verifying = _SingleFlight()
         self._loading = _SingleFlight()
         self._id_locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._failures: TTLCache[str, int] = TTLCache(100_000, settings.failure_window_seconds, timer=timer)
+        self._failures: TTLCache[tuple[str, str], int] = TTLCache(
+            100_000, settings.failure_window_seconds, timer=timer)
         self.last_used: dict[str, float] = {}
         self.stats = AuthStats()
 
-    async def authenticate(self, presented: str) -> ApiKey:
+    async def authenticate(self, presented: str, client: str = "") -> ApiKey:
         """Raises MalformedKey, UnknownKey, RevokedKey, ExpiredKey, RateLimited, StorageUnavailable."""
         key_id, secret = keygen.parse(presented)
         digest = keygen.digest(presented)
@@ -105,7 +106,8 @@ class Authenticator:
         if entry is not None:
             stored = await self._recheck(entry, digest, key_id, now)
         else:
-            stored = await self._verifying.run(digest, lambda: self._verify_cold(digest, key_id, secret))
+            self._check_failures(key_id, client)
+            stored = await self._verifying.run(digest, lambda: self._verify_cold(digest, key_id, secret, client))
         return self._admit(stored.key, stored.key.usable_until(), now)
 
     def _trust_window(self) -> float:
@@ -135,14 +137,20 @@ class Authenticator:
             raise UnknownKey(f"key {key_id} no longer exists")
         return await self._settle(digest, key_id, stored, generation)
 
-    async def _verify_cold(self, digest: bytes, key_id: str, secret: str) -> StoredKey:
+    def _check_failures(self, key_id: str, client: str) -> None:
+        """Refuse, before any I/O or argon2, a client that keeps failing for this key id, and a key id
+        with too many verifications already queued (the per-id lock bounds the CPU; this the memory)."""
+        over = self._failures.get((key_id, client), 0) >= self._s.failure_threshold
+        lock = self._id_locks.get(key_id)
+        if over or (lock is not None and lock[1] >= self._s.max_waiting_per_key):
+            self.stats.rate_limited += 1
+            raise RateLimited(f"too many failed or pending verifications for key {key_id}",
+                              retry_after=self._s.failure_window_seconds)
+
+    async def _verify_cold(self, digest: bytes, key_id: str, secret: str, client: str) -> StoredKey:
         if self._local.is_bad(digest) or self._local.is_unknown(key_id):
             self.stats.negative_hits += 1
             raise UnknownKey(f"key {key_id} is unknown or its secret is wrong (cached)")
-        if self._failures.get(key_id, 0) >= self._s.failure_threshold:
-            self.stats.rate_limited += 1
-            raise RateLimited(f"too many failed verifications for key {key_id}",
-                              retry_after=self._s.failure_window_seconds)
         generation = self._local.generation
         stored = await self._load(key_id, fresh=False)
         if stored is None:
@@ -152,7 +160,7 @@ class Authenticator:
             ok = await self._hasher.verify(stored.secret_hash, secret)
         if not ok:
             self._local.mark_bad(digest)
-            self._failures[key_id] = self._failures.get(key_id, 0) + 1
+            self._failures[(key_id, client)] = self._failures.get((key_id, client), 0) + 1
             raise UnknownKey(f"wrong secret for key {key_id}")
         return await self._settle(digest, key_id, stored, generation)
 

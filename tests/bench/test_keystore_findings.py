@@ -1,5 +1,4 @@
-"""Keystore behaviours the benchmark found (see bench/README.md, "Findings"). Marked xfail until the
-keystore changes; strict, so a fix turns them into failures that ask for the marker to go."""
+"""Keystore behaviours the benchmark found (see bench/README.md, "Findings"), now fixed."""
 
 from __future__ import annotations
 
@@ -13,17 +12,16 @@ from tests.support import FakeClock
 ACTOR = Actor("bench-test")
 
 
-@pytest.mark.xfail(reason="bench finding: 20 wrong secrets for an id lock out its rightful key (429)")
 async def test_wrong_secrets_for_an_id_do_not_lock_out_its_rightful_key(make_store: StoreFactory) -> None:
+    """The failure limit is per (key id, client): the flooding client is refused, the holder is not."""
     store = await make_store()
     issued = await store.create(ACTOR, name="victim")
     for _ in range(store.settings.failure_threshold + 5):
         with pytest.raises(KeystoreError):
-            await store.authenticate(wrong_secret(issued.key.id))
-    assert (await store.authenticate(issued.secret)).id == issued.key.id
+            await store.authenticate(wrong_secret(issued.key.id), client="10.0.0.66")
+    assert (await store.authenticate(issued.secret, client="10.0.0.7")).id == issued.key.id
 
 
-@pytest.mark.xfail(reason="bench finding: a warm entry expires with its trust window, so argon2 again")
 async def test_a_warm_key_past_its_trust_window_is_rechecked_without_argon2(
     make_store: StoreFactory, clock: FakeClock
 ) -> None:
