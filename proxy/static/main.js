@@ -121,7 +121,7 @@ class KeysPage {
   }
 
   render() {
-    const rows = [...this.keys.values()].map((key) => keyRow(key));
+    const rows = [...this.keys.values()].map((key) => keyRow(key, (id) => this.keys.get(id)));
     $("#keys-body").replaceChildren(...rows);
     $("#empty-state").hidden = rows.length > 0;
     $("#keys-table").classList.toggle("is-empty", rows.length === 0);

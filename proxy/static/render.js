@@ -56,9 +56,12 @@ function restrictionsCell(key) {
   return el("td", {}, list);
 }
 
-function nameCell(key) {
+function nameCell(key, lookup) {
   const cell = el("td", { class: "name" }, el("span", { class: "key-name", text: key.name }));
-  if (key.rotated_from) cell.append(el("span", { class: "sub", text: "Rotated key" }));
+  if (key.rotated_from) {
+    const old = lookup(key.rotated_from);
+    cell.append(el("span", { class: "sub", text: old ? `Replaces ${old.hint}` : "Rotated key" }));
+  }
   return cell;
 }
 
@@ -75,9 +78,10 @@ function actionsCell(key) {
   return cell;
 }
 
-export function keyRow(key) {
+// `lookup(id)` finds another listed key (the one a rotated key replaced), or undefined.
+export function keyRow(key, lookup = () => undefined) {
   const row = el("tr", { "data-id": key.id, "data-status": key.status || "active" },
-    nameCell(key),
+    nameCell(key, lookup),
     el("td", {}, el("code", { class: "hint", text: key.hint })),
     el("td", { text: key.account }),
     timeCell(key.created_at, { emptyText: "—" }),

@@ -3,15 +3,15 @@ sockets, real Postgres and Redis) and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from keystore import KeystoreSettings
 from proxy.app import create_admin_app, create_app
@@ -22,7 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ADMIN_TOKEN = "page-test-admin-token-0123456789"
-PROVIDERS = (("demo", ("echo", "echo-mini", "embed-small")), ("labs", ("echo",)))
+Providers = tuple[tuple[str, tuple[str, ...]], ...]
+PROVIDERS: Providers = (("demo", ("echo", "echo-mini", "embed-small")), ("labs", ("echo",)))
 
 
 @dataclass
@@ -52,28 +53,47 @@ class Stack:
             return await resp.json()
 
 
-def page_config(database_url: str, redis_url: str, settings: KeystoreSettings, provider_url: str) -> Config:
-    providers = tuple(ProviderConfig(name=name, base_url=provider_url, models=models) for name, models in PROVIDERS)
+def page_config(database_url: str, redis_url: str, settings: KeystoreSettings, provider_url: str,
+                providers: Providers = PROVIDERS) -> Config:
+    configured = tuple(ProviderConfig(name=name, base_url=provider_url, models=models) for name, models in providers)
     return Config(
         admin=AdminConfig(tokens={"admin": ADMIN_TOKEN}),
         postgres=PostgresConfig(dsn=database_url),
         redis=RedisConfig(url=redis_url, namespace=settings.namespace),
         keystore=settings,
-        providers=providers,
+        providers=configured,
     )
 
 
+StartStack = Callable[..., Awaitable[Stack]]
+
+
 @pytest.fixture
-async def stack(aiohttp_server: Any, pool: asyncpg.Pool, database_url: str, redis_url: str,
-                settings: KeystoreSettings) -> AsyncIterator[Stack]:
-    """`pool` migrates and truncates the test database first; the demo app is the provider."""
-    provider = await aiohttp_server(create_demo_app())
-    config = page_config(database_url, redis_url, settings, str(provider.make_url("/v1")))
-    proxy_app = create_app(config)
-    proxy = await aiohttp_server(proxy_app)  # started first: the admin app shares its keystore
-    admin = await aiohttp_server(create_admin_app(config, proxy_app))
-    async with aiohttp.ClientSession() as http:
-        yield Stack(proxy=proxy, admin=admin, http=http)
+async def start_stack(aiohttp_server: Any, pool: asyncpg.Pool, database_url: str, redis_url: str,
+                      settings: KeystoreSettings) -> AsyncIterator[StartStack]:
+    """Start the stack with the given providers; the demo app (serving all their models) stands in
+    for every one of them. `pool` migrates and truncates the test database first."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(providers: Providers = PROVIDERS, **keystore: Any) -> Stack:
+        models = {m for _, names in providers for m in names}
+        provider = await aiohttp_server(create_demo_app(models=sorted(models)))
+        config = page_config(database_url, redis_url, replace(settings, **keystore), str(provider.make_url("/v1")),
+                             providers)
+        proxy_app = create_app(config)
+        proxy = await aiohttp_server(proxy_app)  # started first: the admin app shares its keystore
+        admin = await aiohttp_server(create_admin_app(config, proxy_app))
+        sessions.append(aiohttp.ClientSession())
+        return Stack(proxy=proxy, admin=admin, http=sessions[-1])
+
+    yield start
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def stack(start_stack: StartStack) -> Stack:
+    return await start_stack()
 
 
 @pytest.fixture
@@ -128,16 +148,32 @@ class Tab:
         return self.page.get_by_role("row").filter(has=cell)
 
 
+OpenTab = Callable[[Stack], Awaitable[Tab]]
+
+
 @pytest.fixture
-async def tab(browser: Browser, stack: Stack) -> AsyncIterator[Tab]:
-    context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US",
-                                        timezone_id="UTC")
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    tab = Tab(page)
-    page.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: tab.problems.append(f"request failed: {r.url}"))
-    await page.goto(stack.page_url)
-    yield tab
-    await context.close()
+async def open_tab(browser: Browser) -> AsyncIterator[OpenTab]:
+    """Open the page of a stack in a fresh browser context (1440x900, en-US, UTC)."""
+    contexts: list[BrowserContext] = []
+
+    async def open_(stack: Stack) -> Tab:
+        context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US",
+                                            timezone_id="UTC")
+        contexts.append(context)
+        context.set_default_timeout(10_000)
+        page = await context.new_page()
+        tab = Tab(page)
+        page.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: tab.problems.append(f"request failed: {r.url}"))
+        await page.goto(stack.page_url)
+        return tab
+
+    yield open_
+    for context in contexts:
+        await context.close()
+
+
+@pytest.fixture
+async def tab(open_tab: OpenTab, stack: Stack) -> Tab:
+    return await open_tab(stack)

@@ -174,7 +174,7 @@ async def test_api_errors_are_shown_in_the_dialog(tab: Tab) -> None:
     await dialog.get_by_label("Name").fill("billing")
     await dialog.get_by_label("Account").fill("not valid!")  # the page sends it, the admin API refuses it
     await dialog.get_by_role("button", name="Create key").click()
-    await expect(dialog.get_by_role("alert")).to_contain_text(re.compile(r"account", re.I))
+    await expect(dialog.get_by_role("alert")).to_contain_text(re.compile(r"account", re.IGNORECASE))
     await expect(dialog).to_be_visible()
 
 
