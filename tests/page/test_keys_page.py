@@ -205,3 +205,26 @@ async def test_copy_button_puts_the_key_on_the_clipboard(tab: Tab, stack: Stack)
     await page.get_by_role("button", name="Copy").click()
     await expect(page.get_by_role("dialog").get_by_role("status")).to_have_text("Copied to the clipboard.")
     assert await page.evaluate("navigator.clipboard.readText()") == key
+
+
+async def test_a_rejected_token_ends_the_session(tab: Tab) -> None:
+    page = tab.page
+    await tab.sign_in()
+    await expect(page.get_by_role("button", name="New API Key")).to_be_visible()
+    await page.evaluate("sessionStorage.setItem('tokenhub.adminToken', 'a-token-that-was-rotated-away')")
+    await page.reload()
+    await expect(page.get_by_role("alert")).to_have_text("Your admin token was not accepted. Sign in again.")
+    await expect(page.get_by_label("Admin token")).to_be_focused()
+    assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_long_lists_load_more(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    for n in range(53):  # the page asks for 50 at a time
+        await stack.admin_call("POST", "/admin/keys", json={"name": f"tenant-{n:02d}"})
+    await tab.sign_in()
+    await expect(page.get_by_text("50 keys shown")).to_be_visible()
+    await page.get_by_role("button", name="Load more").click()
+    await expect(page.get_by_text("53 keys")).to_be_visible()
+    await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    await expect(tab.row("tenant-00")).to_be_visible()  # the oldest, on the second page
