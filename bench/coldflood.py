@@ -15,6 +15,7 @@ from .report import Table
 from .stats import median, percentile
 from .wrk import WrkResult, finish_wrk, render_script, run_wrk, start_wrk
 
+ATTACKER, HOLDER = "127.0.0.2", "127.0.0.3"  # two more clients on this machine (all of 127/8 is loopback)
 COLD_COLUMNS = ("keys", "requests", "clients", "p50 ms", "p99 ms", "cold keys/s", "argon2 verifies",
                 "verifies per key", "statuses")
 
@@ -90,13 +91,14 @@ async def _flood_keys(bench: Bench) -> tuple[BenchKey, BenchKey]:
 
 
 async def lockout_probe(bench: Bench, key: BenchKey, wrong: int = 25) -> tuple[int, int]:
-    """`wrong` wrong secrets for a key's id, then the key itself (its first request on this instance):
-    what did the wrong ones get, and what does the rightful holder get?"""
-    async with http.session() as client:
+    """An attacker (127.0.0.2) sends `wrong` wrong secrets for a key's id; then the rightful holder
+    (127.0.0.3) sends the key itself, its first request on this instance. What did each get?"""
+    async with http.session(source=ATTACKER) as attacker:
         last_wrong = 0
         for _ in range(wrong):
-            last_wrong, _ = await http.chat(client, bench.proxy.base, wrong_secret(key.id))
-        status, _ = await http.chat(client, bench.proxy.base, key.full)
+            last_wrong, _ = await http.chat(attacker, bench.proxy.base, wrong_secret(key.id))
+    async with http.session(source=HOLDER) as holder:
+        status, _ = await http.chat(holder, bench.proxy.base, key.full)
     return last_wrong, status
 
 
@@ -126,9 +128,9 @@ def flood(bench: Bench, flood_conns: int = 16) -> Table:
                        f"well-formed keys with the good key's id and random secrets, paced at "
                        f"{delay_ms} ms per connection (offered ≈ {flood_conns * 1000 / delay_ms:,.0f} "
                        "req/s).")
-    table.notes.append(f"Lockout probe: after 25 wrong secrets for a fresh key's id (the last answered "
-                       f"{probe[0]}), that key's rightful first request on the same instance got "
-                       f"**{probe[1]}**.")
+    table.notes.append(f"Lockout probe: after 25 wrong secrets for a fresh key's id from {ATTACKER} (the "
+                       f"last answered {probe[0]}), the rightful holder's first request from {HOLDER} on "
+                       f"the same instance got **{probe[1]}**.")
     return table
 
 

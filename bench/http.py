@@ -13,9 +13,11 @@ from .procs import BenchError
 CHAT_BODY = chat_body().encode()
 
 
-def session(limit: int = 256) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit),
-                                 timeout=aiohttp.ClientTimeout(total=30))
+def session(limit: int = 256, source: str | None = None) -> aiohttp.ClientSession:
+    """A client session; `source` picks the local address (any 127.x.y.z is this machine), so one
+    machine can play several clients."""
+    connector = aiohttp.TCPConnector(limit=limit, local_addr=(source, 0) if source else None)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
 
 
 async def chat(client: aiohttp.ClientSession, base: str, key: str) -> tuple[int, float]:
