@@ -18,7 +18,7 @@ from .context import Bench, Options
 from .goals import evaluate
 from .keys import BenchKey, create_database, issue, open_store, reset_database
 from .procs import BenchError
-from .report import Table, machine, record, render
+from .report import Table, code_version, machine, record, render
 from .stack import Layout, Services
 
 README = Path(__file__).with_name("README.md")
@@ -113,7 +113,8 @@ def run_scenarios(bench: Bench, names: list[str]) -> list[Table]:
     return tables
 
 
-def header(command: str, options: Options, layout: Layout, load: tuple[str, str], took: float) -> list[str]:
+def header(command: str, code: str, options: Options, layout: Layout, load: tuple[str, str],
+           took: float) -> list[str]:
     mode = "quick" if options.quick else "full"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return [
@@ -121,6 +122,7 @@ def header(command: str, options: Options, layout: Layout, load: tuple[str, str]
          f"figure, medians; took {took / 60:.1f} min."),
         "",
         "Machine: " + "; ".join(machine()) + ".",
+        f"Code: {code} at the start of the run.",
         (f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
          f"{layout.load_cores}. Load average (1, 5, 15 min) before: {load[0]}; after: {load[1]}."),
     ]
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = layout_for(run_dir)
     os.sched_setaffinity(0, set(layout.load_cores))  # this process drives load too: keep it off the target
     services = stack.new_services(f"{args.pg}/{args.db}", args.redis)
-    before, started = procs.loadavg(), time.monotonic()
+    before, started, code = procs.loadavg(), time.monotonic(), code_version(procs.ROOT)
     try:
         with running(options, layout, services, args) as bench:
             tables = run_scenarios(bench, names)
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tables.append(health.proxy_logs(run_dir))  # after the proxies stopped: their logs are complete
     command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench", *(argv or sys.argv[1:])])
-    body = render(header(command, options, layout, (before, procs.loadavg()), time.monotonic() - started),
-                  tables, evaluate(bench.measured))
+    lines = header(command, code, options, layout, (before, procs.loadavg()), time.monotonic() - started)
+    body = render(lines, tables, evaluate(bench.measured))
     print(body)
     (run_dir / "results.json").write_text(json.dumps(bench.measured, indent=2, sort_keys=True))
     if args.record if args.record is not None else not options.quick:

@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,17 @@ def machine() -> list[str]:
     virt = "virtual machine" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "bare metal"
     return [f"{cpu}, {os.cpu_count()} cores ({virt}), {mem_kb / 1024 / 1024:.1f} GiB RAM",
             f"{platform.platform()}, Python {platform.python_version()}, aiohttp {aiohttp.__version__}"]
+
+
+def code_version(root: Path) -> str:
+    """The commit under test, and whether the product's files differed from it (shared working tree)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "proxy", "keystore", "pyproject.toml")
+    return f"commit {commit}" + (" plus uncommitted changes in proxy/ or keystore/" if dirty else "")
 
 
 def render(header: Sequence[str], tables: Sequence[Table], goals: Sequence[Goal]) -> str:
