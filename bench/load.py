@@ -108,6 +108,9 @@ def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
     bench.measured["warm.reverifies_per_min"] = verifies / minutes
     table.notes.append("req/s per core = req/s ÷ (target CPU % / 100): throughput per core the target "
                        "actually used; the target is pinned to one core.")
+    cost = {t: 1e6 / bench.measured.get(f"{t}.c64.per_core", float("nan")) for t in ("relay", "proxy")}
+    table.notes.append(f"CPU per request at 64 clients: proxy {cost['proxy']:.0f} µs, bare relay "
+                       f"{cost['relay']:.0f} µs (1 / req/s per core).")
     table.notes.append(f"argon2 verifications by the proxy while it served one already-warm key for "
                        f"{minutes:.1f} min: {verifies:.0f} (a warm key should cost none).")
     return table
