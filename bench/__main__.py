@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="length of one measured run")
     p.add_argument("--only", help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)}")
     p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
-                   help="write the results into bench/README.md (default: yes for a full run)")
+                   help="write the results into bench/README.md (default: only for a full run of everything)")
     p.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432"),
                    help="Postgres server (the bench creates and empties its own database there)")
     p.add_argument("--db", default=os.environ.get("BENCH_DB", "tokenhub_bench"))
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     body = render(lines, tables, evaluate(bench.measured))
     print(body)
     (run_dir / "results.json").write_text(json.dumps(bench.measured, indent=2, sort_keys=True))
-    if args.record if args.record is not None else not options.quick:
+    if args.record if args.record is not None else not (options.quick or args.only):
         record(README, body)
         print(f"recorded in {README}", file=sys.stderr)
     print(f"logs, configs and the profile: {run_dir}", file=sys.stderr)
