@@ -12,7 +12,7 @@ from .errors import error_mw
 from .log import add_request_id_header, request_id_mw
 from .metrics import Metrics
 from .resources import storage_ctx, upstream_http_ctx
-from .state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, UPSTREAMS
+from .state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, STARTED, UPSTREAMS
 from .upstreams import Upstreams
 
 
@@ -25,6 +25,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     root[METRICS] = metrics
     root[UPSTREAMS] = Upstreams(config.providers, config.aliases)
     root[DRAINING] = [False]
+    root[STARTED] = [False]
     if clock is not None:
         root[CLOCK] = clock
     root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx])

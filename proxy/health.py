@@ -1,10 +1,17 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: Postgres, Redis and the revocation feed are up)."""
+"""Liveness (`/healthz`) and readiness (`/readyz`).
+
+Readiness is false until Postgres, Redis and the revocation feed have all been up once, and false
+again while draining. After start it stays true through a dependency outage and reports it in the
+body: Postgres and Redis are shared by every instance, so failing readiness on their outage would
+pull every instance out of the load balancer at once, while the proxy still serves what its degraded
+modes allow (README, "Degraded modes").
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .state import DRAINING, KEYSTORE
+from .state import DRAINING, KEYSTORE, STARTED
 
 routes = web.RouteTableDef()
 
@@ -21,6 +28,10 @@ async def readyz(request: web.Request) -> web.Response:
     store = request.config_dict[KEYSTORE]
     checks = {"postgres": await store.postgres_ok(), "redis": await store.redis_ok(),
               "revocation_feed": store.feed_up}
-    ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                             status=200 if ready else 503)
+    started = request.config_dict[STARTED]
+    if all(checks.values()):
+        started[0] = True
+        return web.json_response({"status": "ready", "checks": checks})
+    if started[0]:
+        return web.json_response({"status": "degraded", "checks": checks})
+    return web.json_response({"status": "starting", "checks": checks}, status=503)

@@ -16,5 +16,7 @@ KEYSTORE = web.AppKey("keystore", KeyStore)
 UPSTREAM_HTTP = web.AppKey("upstream_http", aiohttp.ClientSession)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 METRICS = web.AppKey("metrics", Metrics)
+# [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
+STARTED = web.AppKey("started", list)
 DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock
