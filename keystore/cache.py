@@ -185,7 +185,7 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
-        return None if raw is None else _load(raw)
+        return None if raw is None else _load(raw if isinstance(raw, bytes) else raw.encode())
 
     async def put(self, stored: StoredKey) -> bool:
         """Store the record unless Redis already holds this version or a newer one."""

@@ -84,7 +84,7 @@ class RevocationBus:
     async def live_instances(self) -> list[str]:
         cutoff = time.time() - 3 * self._s.heartbeat_seconds
         members = await self._redis.zrangebyscore(self._instances_key, cutoff, "+inf")
-        return [m.decode() for m in members]
+        return [_text(m) for m in members]
 
     async def _await_acks(self, rev: str, live: set[str]) -> set[str]:
         got: set[str] = set()
@@ -98,7 +98,7 @@ class RevocationBus:
                     break
                 item = await self._redis.blpop([key], timeout=max(left, 0.01))
                 if item is not None:
-                    got.add(item[1].decode())
+                    got.add(_text(item[1]))
         except (RedisError, OSError) as exc:
             log.warning("stopped waiting for revocation acks: %s", exc.__class__.__name__)
         return got & live
@@ -140,7 +140,7 @@ class RevocationBus:
                 await self._handle(msg)
         finally:
             self._mark_down()
-            await ps.aclose()
+            await ps.aclose()  # type: ignore[no-untyped-call]
 
     async def _handle(self, msg: dict[str, object]) -> None:
         kind = msg["type"]
@@ -163,7 +163,10 @@ class RevocationBus:
         self.stats.last_lag_s = max(0.0, time.time() - float(body["at"]))  # type: ignore[arg-type]
         try:
             key = self._ack_prefix + str(body["rev"])
-            await self._redis.pipeline(transaction=False).rpush(key, self.instance_id).expire(key, 60).execute()
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.rpush(key, self.instance_id)
+            pipe.expire(key, 60)
+            await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("could not acknowledge revocation of %s: %s", key_id, exc.__class__.__name__)
 
@@ -234,3 +237,7 @@ class RevocationBus:
             self._confirmed[(key_id, version)] = True
             return True
         return False
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

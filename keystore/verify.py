@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 
@@ -59,21 +59,21 @@ class AuthStats:
     rate_limited: int = 0
 
 
-class _SingleFlight:
+class _SingleFlight(Generic[K, V]):
     """Concurrent callers with the same key share one task; a cancelled caller does not cancel it."""
 
     def __init__(self) -> None:
-        self._tasks: dict[object, asyncio.Task[object]] = {}
+        self._tasks: dict[K, asyncio.Future[V]] = {}
 
     async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(work())
-            self._tasks[key] = task  # type: ignore[assignment]
+            self._tasks[key] = task
             task.add_done_callback(lambda t: self._done(key, t))
-        return await asyncio.shield(task)  # type: ignore[return-value]
+        return await asyncio.shield(task)
 
-    def _done(self, key: object, task: asyncio.Task[object]) -> None:
+    def _done(self, key: K, task: asyncio.Future[V]) -> None:
         self._tasks.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here so an unawaited failure is not reported as lost
@@ -85,8 +85,8 @@ class Authenticator:
                  hooks: Hooks) -> None:
         self._db, self._local, self._records, self._hasher = db, local, records, hasher
         self._bus, self._s, self._timer, self._hooks = bus, settings, timer, hooks
-        self._verifying = _SingleFlight()
-        self._loading = _SingleFlight()
+        self._verifying: _SingleFlight[bytes, StoredKey] = _SingleFlight()
+        self._loading: _SingleFlight[tuple[str, bool], StoredKey | None] = _SingleFlight()
         self._id_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._failures: TTLCache[tuple[str, str], int] = TTLCache(
             100_000, settings.failure_window_seconds, timer=timer)
