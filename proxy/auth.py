@@ -51,7 +51,9 @@ async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     if config[DRAINING][0]:
         raise ServiceUnavailable("This instance is shutting down; retry the request.",
                                  headers={"Retry-After": "1", "Connection": "close"})
-    key = await config[KEYSTORE].authenticate(presented_key(request.headers))
+    # The client's address scopes the failure limit: a flood of wrong secrets from one client gets
+    # 429 without locking the key's rightful holder (another address) out.
+    key = await config[KEYSTORE].authenticate(presented_key(request.headers), client=request.remote or "")
     KEY_ID.set(key.id)
     request[API_KEY] = key
     return await handler(request)

@@ -1,0 +1,229 @@
+"""Fixtures for the fault and bad-input suite: real `tokenhub serve` processes (the production runner)
+against the real Postgres and Redis, optionally behind a `TcpGate` a test can cut; a recording fake
+provider in the test process; and a session-wide record of every key issued and every log line, error
+body, metrics scrape and audit row seen, scanned for those keys at the end (test_zz_hygiene.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import pytest
+
+from keystore import keygen
+from tests.fakes import FakeProvider
+from tests.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
+from tests.support import TcpGate
+
+pytestmark = pytest.mark.slow
+PROVIDER_ENV = {"DEMO_KEY": "sk-provider-secret-for-faults"}
+MODELS = ("echo", "echo-mini", "embed-small")
+CHAT = "/v1/chat/completions"
+GUARD = 15.0  # seconds: a guard against hanging, never a timing assertion
+
+
+@dataclass
+class Hygiene:
+    """Everything the suite must keep clean of key material: issued keys and the texts to scan."""
+
+    keys: set[str] = field(default_factory=set)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (where it came from, text)
+    logs: list[Path] = field(default_factory=list)
+
+    def add(self, where: str, text: str) -> None:
+        self.texts.append((where, text))
+
+    def leaks(self) -> list[str]:
+        found = [f"{where}: {k[:7]}…" for where, text in self.texts for k in self.keys if k in text]
+        for path in self.logs:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            found += [f"{path.name}: {k[:7]}…" for k in self.keys if k in text]
+        return found
+
+
+@pytest.fixture(scope="session")
+def hygiene() -> Hygiene:
+    return Hygiene()
+
+
+@pytest.fixture(autouse=True)
+def _capture_logs(caplog: pytest.LogCaptureFixture, hygiene: Hygiene) -> Any:
+    """Every in-process log record (the fake provider, the test's own clients) goes to the scan."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    hygiene.add("caplog", caplog.text)
+
+
+def forged(key_id: str, secret: str | None = None) -> str:
+    """A well-formed key (valid checksum) for `key_id` with another secret: passes the format check."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    body = f"th-{key_id}_{secret or ''.join(secrets.choice(alphabet) for _ in range(32))}"
+    return body + keygen.checksum(body)
+
+
+@pytest.fixture
+def fake() -> FakeProvider:
+    return FakeProvider(models=MODELS)
+
+
+@pytest.fixture
+async def provider_url(aiohttp_server: Any, fake: FakeProvider) -> str:
+    server = await aiohttp_server(fake.app)
+    return str(server.make_url("/v1"))
+
+
+@pytest.fixture
+async def pg_gate(database_url: str) -> AsyncIterator[TcpGate]:
+    u = urlsplit(database_url)
+    gate = await TcpGate(u.hostname or "127.0.0.1", u.port or 5432).start()
+    yield gate
+    await gate.close()
+
+
+@pytest.fixture
+async def redis_gate(redis_url: str) -> AsyncIterator[TcpGate]:
+    u = urlsplit(redis_url)
+    gate = await TcpGate(u.hostname or "127.0.0.1", u.port or 6379).start()
+    yield gate
+    await gate.close()
+
+
+def gated_url(url: str, gate: TcpGate) -> str:
+    u = urlsplit(url)
+    return u._replace(netloc=f"{u.username + '@' if u.username else ''}127.0.0.1:{gate.port}").geturl()
+
+
+class Cluster:
+    """Starts `tokenhub serve` processes for one test; every one shares the test's namespace."""
+
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, namespace: str, provider_url: str,
+                 hygiene: Hygiene, stack: contextlib.AsyncExitStack) -> None:
+        self._args = (tmp_path, database_url, redis_url, namespace, provider_url)
+        self._hygiene, self._stack, self._n = hygiene, stack, 0
+        self.procs: list[ServeProcess] = []
+
+    async def start(self, *, pg: TcpGate | None = None, redis: TcpGate | None = None,
+                    provider_base: str | None = None, **sections: dict[str, Any]) -> ServeProcess:
+        tmp_path, database_url, redis_url, namespace, provider_url = self._args
+        self._n += 1
+        config = write_config(
+            tmp_path, name=f"serve{self._n}.toml", namespace=namespace,
+            database_url=gated_url(database_url, pg) if pg else database_url,
+            redis_url=gated_url(redis_url, redis) if redis else redis_url,
+            providers=[provider("demo", provider_base or provider_url, MODELS, api_key_env="DEMO_KEY")],
+            **sections)
+        proc = await self._stack.enter_async_context(serving(config, PROVIDER_ENV))
+        self._hygiene.logs.append(proc.log_path)
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, database_url: str, redis_url: str, namespace: str, provider_url: str,
+                  migrated: None, hygiene: Hygiene) -> AsyncIterator[Cluster]:
+    async with contextlib.AsyncExitStack() as stack:
+        c = Cluster(tmp_path, database_url, redis_url, namespace, provider_url, hygiene, stack)
+        yield c
+        for proc in c.procs:  # what an operator would scrape and read, before the process stops
+            with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                hygiene.add(f"metrics:{proc.port}", await scrape(proc))
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        body = self.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+        return dict(body["error"])
+
+
+class Client:
+    """HTTP calls that record every error body for the hygiene scan."""
+
+    def __init__(self, session: aiohttp.ClientSession, hygiene: Hygiene) -> None:
+        self.session, self._hygiene = session, hygiene
+
+    async def call(self, method: str, url: str, *, key: str | None = None, admin: bool = False,
+                   **kw: Any) -> Answer:
+        headers = dict(kw.pop("headers", {}))
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if admin:
+            headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        async with asyncio.timeout(GUARD):
+            async with self.session.request(method, url, headers=headers, **kw) as r:
+                answer = Answer(r.status, dict(r.headers), await r.read())
+        if answer.status >= 400:
+            self._hygiene.add(f"{method} {url} -> {answer.status}", answer.body.decode(errors="replace"))
+        return answer
+
+    async def chat(self, proc: ServeProcess, key: str, **body: Any) -> Answer:
+        payload = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]} | body
+        return await self.call("POST", proc.url(CHAT), key=key, json=payload)
+
+    async def issue(self, proc: ServeProcess, name: str = "faults", **fields: Any) -> tuple[str, str]:
+        """A new key through the admin API; returns (key, key id) and records the key for the scan."""
+        answer = await self.call("POST", proc.admin_url("/admin/keys"), admin=True, json={"name": name} | fields)
+        assert answer.status == 201, answer.body
+        created = answer.json()
+        self._hygiene.keys.add(created["key"])
+        return created["key"], created["id"]
+
+
+@pytest.fixture
+async def client(hygiene: Hygiene) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, hygiene)
+
+
+async def scrape(proc: ServeProcess) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with asyncio.timeout(GUARD), session.get(proc.admin_url("/metrics")) as r:
+            return await r.text()
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of every sample of `name` (any labels) in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def raw_request(port: int, data: bytes, *, host: str = "127.0.0.1") -> bytes:
+    """Send raw bytes to `port` and read until the server closes the connection (or GUARD)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(GUARD):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+
+
+def body_of(response: bytes) -> bytes:
+    return response.partition(b"\r\n\r\n")[2]
+
