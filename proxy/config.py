@@ -35,6 +35,7 @@ class ServerConfig:
     workers: int = 1
     max_body_bytes: int = 4 * 1024 * 1024  # larger request bodies get 413
     body_timeout_seconds: float = 30.0  # a request body must arrive within this
+    header_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this
     keepalive_timeout_seconds: float = 75.0
     shutdown_grace_seconds: float = 30.0  # SIGTERM: in-flight streams may finish within this
 

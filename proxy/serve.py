@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .app import create_admin_app, create_app
 from .config import Config, split_listen
+from .protocol import GuardedAppRunner
 from .state import DRAINING, METRICS
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,14 @@ class AccessLogger(AbstractAccessLogger):
         return access_log.isEnabledFor(logging.INFO)
 
 
-def make_runner(app: web.Application, config: Config) -> web.AppRunner:
+def make_runner(app: web.Application, config: Config) -> GuardedAppRunner:
     # handler_cancellation=True: a client that disconnects cancels its handler, and so the upstream
     # request (aiohttp's default under AppRunner is to let it run to completion for nobody).
-    return web.AppRunner(app, handler_cancellation=True, access_log_class=AccessLogger,
-                         shutdown_timeout=config.server.shutdown_grace_seconds,
-                         keepalive_timeout=config.server.keepalive_timeout_seconds)
+    # GuardedAppRunner: a deadline for request heads, parser errors answered without echoing them.
+    return GuardedAppRunner(app, head_timeout=config.server.header_timeout_seconds,
+                            handler_cancellation=True, access_log_class=AccessLogger,
+                            shutdown_timeout=config.server.shutdown_grace_seconds,
+                            keepalive_timeout=config.server.keepalive_timeout_seconds)
 
 
 async def _worker_header(request: web.Request, response: web.StreamResponse) -> None:
