@@ -51,7 +51,9 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         async with asyncio.timeout(timeout):
             return await _read_limited(request, limit)
     except TimeoutError:
-        raise RequestTimeout(f"The request body did not arrive within {timeout:g} seconds.") from None
+        # The rest of the body may still be on its way: close rather than read it for the next request.
+        raise RequestTimeout(f"The request body did not arrive within {timeout:g} seconds.",
+                             headers={"Connection": "close"}) from None
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:

@@ -140,10 +140,13 @@ def error_body(message: str, error_type: str, param: str | None, code: str | Non
 
 
 def render(exc: ProxyError) -> web.Response:
-    return web.Response(
+    response = web.Response(
         status=exc.status, body=orjson.dumps(error_body(exc.message, exc.error_type, exc.param, exc.code)),
         content_type="application/json", headers=exc.headers,
     )
+    if exc.headers.get("Connection", "").lower() == "close":
+        response.force_close()  # the header alone does not make aiohttp close the connection
+    return response
 
 
 _HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
