@@ -174,6 +174,9 @@ class Client:
             self._hygiene.add(f"{method} {url} -> {answer.status}", answer.body.decode(errors="replace"))
         return answer
 
+    def record(self, where: str, raw: bytes) -> None:
+        self._hygiene.add(where, raw.decode("latin-1"))
+
     async def chat(self, proc: ServeProcess, key: str, **body: Any) -> Answer:
         payload = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]} | body
         return await self.call("POST", proc.url(CHAT), key=key, json=payload)
