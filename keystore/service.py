@@ -77,6 +77,11 @@ class KeyStore:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # A cancellation that lands inside a Redis call can come back out as a RedisError, which
+            # the loop's own except clause swallows before sleeping again: cancel until it really ends.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []

@@ -174,8 +174,8 @@ async def update_key(request: web.Request) -> web.Response:
     if "expires_at" in body:
         changes["expires_at"] = optional_time(body, "expires_at")
     store = _store(request)
+    current = await store.get(request.match_info["id"])  # 404 for ids that cannot exist, before any write
     if "allowed_models" in changes or "allowed_providers" in changes:
-        current = await store.get(request.match_info["id"])
         check_restrictions(changes.get("allowed_models", current.allowed_models),
                            changes.get("allowed_providers", current.allowed_providers),
                            request.config_dict[UPSTREAMS])
