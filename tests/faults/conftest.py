@@ -81,6 +81,42 @@ async def provider_url(aiohttp_server: Any, fake: FakeProvider) -> str:
     return str(server.make_url("/v1"))
 
 
+class FreezableGate(TcpGate):
+    """A TcpGate that can also freeze: connections stay open (and new ones are accepted) but nothing
+    gets through in either direction, like a hung server or a silent network partition."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.frozen = False
+        self._held: set[asyncio.StreamWriter] = set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.frozen:
+            self._held.add(writer)  # accepted, never answered
+            return
+        await super()._accept(reader, writer)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not self.frozen:  # frozen: swallowed
+                    writer.write(data)
+                    await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def thaw(self) -> None:
+        """Unfreeze; what was held or swallowed is dropped (both ends see a reset)."""
+        self.frozen = False
+        for w in list(self._held):
+            w.transport.abort()
+        self._held.clear()
+        self.cut()
+        self.restore()
+
+
 @pytest.fixture
 async def pg_gate(database_url: str) -> AsyncIterator[TcpGate]:
     u = urlsplit(database_url)
@@ -90,9 +126,9 @@ async def pg_gate(database_url: str) -> AsyncIterator[TcpGate]:
 
 
 @pytest.fixture
-async def redis_gate(redis_url: str) -> AsyncIterator[TcpGate]:
+async def redis_gate(redis_url: str) -> AsyncIterator[FreezableGate]:
     u = urlsplit(redis_url)
-    gate = await TcpGate(u.hostname or "127.0.0.1", u.port or 6379).start()
+    gate = await FreezableGate(u.hostname or "127.0.0.1", u.port or 6379).start()
     yield gate
     await gate.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.faults.conftest import GUARD, Client, Cluster, metric, scrape
+from tests.faults.conftest import GUARD, Client, Cluster, FreezableGate, metric, scrape
 from tests.procs import ServeProcess
 from tests.support import TcpGate
 
@@ -110,3 +110,21 @@ async def test_revoked_key_is_never_served_during_an_outage(cut: str, cluster: C
     await asyncio.sleep(1)
     statuses = {(await client.chat(proc, key)).status for _ in range(5)}
     assert statuses == {401}
+
+
+async def test_redis_frozen_no_request_hangs_and_revokes_still_land(
+        cluster: Cluster, client: Client, redis_gate: FreezableGate) -> None:
+    edge = await cluster.start(redis=redis_gate)  # its Redis hangs: connections open, no answers
+    other = await cluster.start()
+    (warm, _), (cold, _), (doomed, doomed_id) = [await client.issue(other, n) for n in ("warm", "cold", "doomed")]
+    assert [(await client.chat(edge, k)).status for k in (warm, doomed)] == [200, 200]
+    redis_gate.frozen = True
+    assert set(await load(client, edge, [warm, cold, doomed])) == {200}  # short Redis timeouts, then Postgres
+    assert (await readiness(client, edge)) == (200, "degraded")  # the freeze is real
+    revoked = await client.call("POST", other.admin_url(f"/admin/keys/{doomed_id}/revoke"), admin=True)
+    assert revoked.status == 200
+    await until(lambda: status_is(client, edge, doomed, 401))  # PING finds the dead feed; stale bound
+    assert set(await load(client, edge, [warm, cold], rounds=2)) == {200}
+    redis_gate.thaw()
+    await until(lambda: readiness_is(client, edge, "ready"))
+    assert [(await client.chat(edge, k)).status for k in (warm, cold, doomed)] == [200, 200, 401]
