@@ -118,6 +118,7 @@ async def test_redis_frozen_no_request_hangs_and_revokes_still_land(
     other = await cluster.start()
     (warm, _), (cold, _), (doomed, doomed_id) = [await client.issue(other, n) for n in ("warm", "cold", "doomed")]
     assert [(await client.chat(edge, k)).status for k in (warm, doomed)] == [200, 200]
+    await until(lambda: readiness_is(client, edge, "ready"))  # as the load balancer saw it
     redis_gate.frozen = True
     assert set(await load(client, edge, [warm, cold, doomed])) == {200}  # short Redis timeouts, then Postgres
     assert (await readiness(client, edge)) == (200, "degraded")  # the freeze is real
