@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from keystore import STATUSES, Actor, KeyStore
 
@@ -86,7 +88,7 @@ def _presented(request: web.Request) -> str:
     return token.strip()
 
 
-def admin_token_mw(tokens: Mapping[str, str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def admin_token_mw(tokens: Mapping[str, str]) -> Middleware:
     digests = {name: _digest(token) for name, token in tokens.items()}
 
     @web.middleware
@@ -169,8 +171,8 @@ async def show_key(request: web.Request) -> web.Response:
 @routes.patch("/keys/{id}")
 async def update_key(request: web.Request) -> web.Response:
     body = await read_object(request, UPDATE_FIELDS)
-    changes = {f: string(body, f) if f == "name" else string_list(body, f)
-               for f in ("name", "allowed_models", "allowed_providers") if f in body}
+    changes: dict[str, Any] = {f: string(body, f) if f == "name" else string_list(body, f)
+                               for f in ("name", "allowed_models", "allowed_providers") if f in body}
     if "expires_at" in body:
         changes["expires_at"] = optional_time(body, "expires_at")
     store = _store(request)
