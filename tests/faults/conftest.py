@@ -233,9 +233,9 @@ async def client(hygiene: Hygiene) -> AsyncIterator[Client]:
 
 
 async def scrape(proc: ServeProcess) -> str:
-    async with aiohttp.ClientSession() as session:
-        async with asyncio.timeout(GUARD), session.get(proc.admin_url("/metrics")) as r:
-            return await r.text()
+    async with aiohttp.ClientSession() as session, asyncio.timeout(GUARD), \
+            session.get(proc.admin_url("/metrics")) as r:
+        return await r.text()
 
 
 def metric(text: str, name: str) -> float:

@@ -33,7 +33,7 @@ async def test_wrong_secret_flood_is_bounded_and_scoped_to_the_flooding_client(
         assert (await client.chat(proc, bystander)).status == 200  # other keys are served throughout
     statuses = [s for s, _, _ in flood]
     assert set(statuses) == {401, 429} and statuses[-1] == 429
-    status, headers, body = next(f for f in flood if f[0] == 429)
+    _, headers, body = next(f for f in flood if f[0] == 429)
     assert headers["Retry-After"].isdigit() and b'"rate_limit_error"' in body
     spent = metric(await scrape(proc), "tokenhub_argon2_verifications_total") - before
     assert spent <= THRESHOLD + CONCURRENCY + 1  # not one per attempt (80); +1: the bystander

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from aiohttp import web
 
-from tests.faults.conftest import CHAT, GUARD, Client, Cluster, metric, scrape
 from tests.fakes import FakeProvider, canned, stalling
+from tests.faults.conftest import CHAT, GUARD, Client, Cluster, metric, scrape
 from tests.procs import free_port
 
 FAST = {"first_byte_timeout_seconds": 1.0, "idle_timeout_seconds": 1.0, "connect_timeout_seconds": 1.0}
@@ -45,30 +44,24 @@ async def test_provider_stalling_mid_stream_ends_the_stream(cluster: Cluster, cl
     async with asyncio.timeout(GUARD):
         async with client.session.post(proc.url(CHAT), json=STREAM, headers={"Authorization": f"Bearer {key}"}) as r:
             assert r.status == 200
-            try:
-                async for chunk in r.content.iter_any():
-                    received += chunk
-            except aiohttp.ClientPayloadError:
-                pass  # a truncated stream is visible as such, never as a clean [DONE]
+            async for chunk in r.content.iter_any():  # ends cleanly (HTTP-wise), no payload error
+                received += chunk
     release.set()
-    assert received == b'data: {"choices": []}\n\n'  # what was sent arrived; then the stream ended
+    assert received == b'data: {"choices": []}\n\n'  # what was sent arrived, then the end: no [DONE]
 
 
-def endless(sent: list[int]) -> web.RequestHandler:  # type: ignore[name-defined]
-    async def answer(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        while True:
-            await response.write(b"data: " + b"x" * 1000 + b"\n\n")
-            sent[0] += 1
-            await asyncio.sleep(0.001)
-    return answer
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A provider whose answer never ends."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    while True:
+        await response.write(b"data: " + b"x" * 1000 + b"\n\n")
+        await asyncio.sleep(0.001)
 
 
 async def test_endless_provider_body_stops_when_the_client_leaves(cluster: Cluster, client: Client,
                                                                   fake: FakeProvider) -> None:
-    sent = [0]
-    fake.override = endless(sent)
+    fake.override = endless
     proc = await cluster.start(upstream=FAST)
     key, _ = await client.issue(proc)
     async with asyncio.timeout(GUARD):

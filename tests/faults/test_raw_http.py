@@ -8,8 +8,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.faults.conftest import PROVIDER_ENV, Client, Cluster, body_of, raw_request, status_of
 from tests.fakes import FakeProvider
+from tests.faults.conftest import PROVIDER_ENV, Client, Cluster, body_of, raw_request, status_of
 
 BODY = b'{"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}'
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.faults.conftest import GUARD, Client, Cluster, body_of, status_of
 from tests.fakes import FakeProvider
+from tests.faults.conftest import GUARD, Client, Cluster, body_of, status_of
 
 SLOW = {"header_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}
 
