@@ -3,19 +3,25 @@ draining, and what exactly the provider receives."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.app import create_app
+from proxy.config import Config
 from proxy.errors import InvalidRequest
 from proxy.headers import outbound_headers
 from proxy.state import DRAINING
 from tests.fakes import FakeProvider
 from tests.proxy.conftest import PROVIDER_KEY, IssueKey
+from tests.support import FakeClock
 
 CHAT = "/v1/chat/completions"
 LIMIT = 64 * 1024  # the fixture config's max_body_bytes
@@ -56,6 +62,21 @@ async def test_chunked_body_over_the_limit_is_413(proxy: TestClient, key: str, f
     r = await proxy.post(CHAT, data=chunks(), headers=auth(key))
     assert r.request_info.headers.get("Transfer-Encoding") == "chunked"
     assert await error_of(r) == (413, "invalid_request_error", "request_too_large")
+    assert fake.received == []
+
+
+async def test_body_that_never_finishes_is_408(aiohttp_client: Any, config: Config, clock: FakeClock,
+                                              key: str, fake: FakeProvider) -> None:
+    proxy = await aiohttp_client(create_app(replace(config, server=replace(config.server,
+                                                                          body_timeout_seconds=0.2)), clock=clock))
+    never = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"model": "demo/echo", '
+        await never.wait()  # the rest never comes
+
+    r = await proxy.post(CHAT, data=trickle(), headers=auth(key))
+    assert await error_of(r) == (408, "invalid_request_error", "request_timeout")
     assert fake.received == []
 
 
