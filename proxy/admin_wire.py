@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -89,7 +89,7 @@ def parse_time(value: Any, field: str) -> datetime:
     fraction = f".{(fraction or '0')[:6]:0<6}"
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
-        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(timezone.utc)
+        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidRequest(f"{field} is not a valid date-time: {value[:64]!r}", param=field) from None
 
@@ -171,7 +171,7 @@ def limit(params: Mapping[str, str], default: int = 100) -> int:
 def rfc3339(at: datetime | None) -> str | None:
     if at is None:
         return None
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def key_object(key: ApiKey, now: float) -> dict[str, Any]:

@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.app import create_admin_app, create_app
 from proxy.config import Config, load_config
 
+Client = TestClient[web.Request, web.Application]
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 CI_TOKEN = "ci-token-fedcba9876543210-zz"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -86,16 +87,16 @@ async def stack(config: Config, pool: asyncpg.Pool, redis: Any, aiohttp_server: 
 
 
 @pytest.fixture
-async def api(stack: AdminStack, aiohttp_client: Any) -> TestClient:
+async def api(stack: AdminStack, aiohttp_client: Any) -> Client:
     """A client of the admin listener that sends the default admin token."""
-    client: TestClient = await aiohttp_client(stack.admin, headers=AUTH)
+    client: Client = await aiohttp_client(stack.admin, headers=AUTH)
     return client
 
 
 @pytest.fixture
-async def anon(stack: AdminStack, aiohttp_client: Any) -> TestClient:
+async def anon(stack: AdminStack, aiohttp_client: Any) -> Client:
     """A client of the admin listener that sends no token unless told."""
-    client: TestClient = await aiohttp_client(stack.admin)
+    client: Client = await aiohttp_client(stack.admin)
     return client
 
 
@@ -106,7 +107,7 @@ async def expect(resp: ClientResponse, status: int) -> Any:
     return await resp.json()
 
 
-async def create(api: TestClient, **fields: Any) -> dict[str, Any]:
+async def create(api: Client, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"name": "test"} | fields
     return await expect(await api.post("/admin/keys", json=body), 201)  # type: ignore[no-any-return]
 
@@ -118,5 +119,5 @@ def error_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @pytest.fixture
-async def key(api: TestClient) -> AsyncIterator[dict[str, Any]]:
+async def key(api: Client) -> AsyncIterator[dict[str, Any]]:
     yield await create(api, name="fixture-key", account="acme")

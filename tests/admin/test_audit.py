@@ -6,14 +6,13 @@ import re
 from typing import Any
 
 import asyncpg
-from aiohttp.test_utils import TestClient
 
-from tests.admin.conftest import create, expect
+from tests.admin.conftest import Client, create, expect
 
 UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
-async def _mutate_everything(api: TestClient) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _mutate_everything(api: Client) -> tuple[dict[str, Any], dict[str, Any]]:
     headers = {"X-Request-ID": "req-create-1"}
     key = await expect(await api.post("/admin/keys", json={"name": "audited"}, headers=headers), 201)
     await expect(await api.patch(f"/admin/keys/{key['id']}", json={"name": "renamed"},
@@ -24,7 +23,7 @@ async def _mutate_everything(api: TestClient) -> tuple[dict[str, Any], dict[str,
     return key, new
 
 
-async def test_every_mutation_is_recorded_with_actor_time_and_request_id(api: TestClient) -> None:
+async def test_every_mutation_is_recorded_with_actor_time_and_request_id(api: Client) -> None:
     key, new = await _mutate_everything(api)
     events = (await expect(await api.get("/admin/audit"), 200))["data"]
     seen = [(e["action"], e["key_id"], e["request_id"], e["actor"]) for e in events]
@@ -39,8 +38,8 @@ async def test_every_mutation_is_recorded_with_actor_time_and_request_id(api: Te
     assert events[2]["details"] == {"grace_seconds": 60.0, "new_key_id": new["id"]}
 
 
-async def test_audit_filters_by_key_and_limits(api: TestClient) -> None:
-    key, new = await _mutate_everything(api)
+async def test_audit_filters_by_key_and_limits(api: Client) -> None:
+    key, _ = await _mutate_everything(api)
     mine = (await expect(await api.get("/admin/audit", params={"key_id": key["id"]}), 200))["data"]
     assert [e["action"] for e in mine] == ["key.rotate", "key.update", "key.create"]
     latest = (await expect(await api.get("/admin/audit", params={"limit": "2"}), 200))["data"]
@@ -49,7 +48,7 @@ async def test_audit_filters_by_key_and_limits(api: TestClient) -> None:
     assert none == []
 
 
-async def test_reads_and_refusals_are_not_audited(api: TestClient) -> None:
+async def test_reads_and_refusals_are_not_audited(api: Client) -> None:
     key = await create(api)
     await api.get("/admin/keys")
     await api.get(f"/admin/keys/{key['id']}")
@@ -58,7 +57,7 @@ async def test_reads_and_refusals_are_not_audited(api: TestClient) -> None:
     assert [e["action"] for e in events] == ["key.create"]
 
 
-async def test_no_secret_reaches_the_audit_log(api: TestClient, pool: asyncpg.Pool) -> None:
+async def test_no_secret_reaches_the_audit_log(api: Client, pool: asyncpg.Pool) -> None:
     key, new = await _mutate_everything(api)
     hashes = [r["secret_hash"] for r in await pool.fetch("SELECT secret_hash FROM api_keys")]
     stored = await pool.fetchval("SELECT string_agg(actor || action || coalesce(key_id, '') || details::text, ' ')"

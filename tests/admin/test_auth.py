@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 from proxy.admin import _digest, match_token
-from tests.admin.conftest import ADMIN_TOKEN, CI_TOKEN, error_of, expect
+from tests.admin.conftest import ADMIN_TOKEN, CI_TOKEN, Client, error_of, expect
 from tests.procs import write_config
 
 ROUTES = [("POST", "/admin/keys"), ("GET", "/admin/keys"), ("GET", "/admin/keys/AAAAAAAAAAAA"),
@@ -37,7 +36,7 @@ BAD_HEADERS: list[tuple[str, list[tuple[str, str]]]] = [
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize(("headers",), [(h,) for _, h in BAD_HEADERS], ids=[n for n, _ in BAD_HEADERS])
-async def test_every_admin_call_needs_the_token(anon: TestClient, method: str, path: str,
+async def test_every_admin_call_needs_the_token(anon: Client, method: str, path: str,
                                                 headers: list[tuple[str, str]]) -> None:
     resp = await anon.request(method, path, headers=CIMultiDict(headers), json={"name": "x"})
     err = error_of(await expect(resp, 401))
@@ -46,12 +45,12 @@ async def test_every_admin_call_needs_the_token(anon: TestClient, method: str, p
     assert ADMIN_TOKEN not in await resp.text()
 
 
-async def test_nothing_is_created_without_the_token(anon: TestClient, api: TestClient) -> None:
+async def test_nothing_is_created_without_the_token(anon: Client, api: Client) -> None:
     await expect(await anon.post("/admin/keys", json={"name": "x"}), 401)
     assert (await expect(await api.get("/admin/keys"), 200))["data"] == []
 
 
-async def test_each_named_token_acts_under_its_name(anon: TestClient, api: TestClient) -> None:
+async def test_each_named_token_acts_under_its_name(anon: Client, api: Client) -> None:
     ci = {"Authorization": f"Bearer {CI_TOKEN}"}
     key = await expect(await anon.post("/admin/keys", json={"name": "from-ci"}, headers=ci), 201)
     await expect(await api.post(f"/admin/keys/{key['id']}/revoke"), 200)
@@ -91,7 +90,7 @@ def test_serve_refuses_a_short_admin_token(tmp_path: Path, database_url: str, re
     assert "Traceback" not in done.stderr
 
 
-async def test_the_token_never_appears_in_an_answer(api: TestClient, key: dict[str, Any]) -> None:
+async def test_the_token_never_appears_in_an_answer(api: Client, key: dict[str, Any]) -> None:
     for path in ("/admin/keys", f"/admin/keys/{key['id']}", "/admin/audit", "/admin/openapi.json"):
         resp = await api.get(path)
         assert ADMIN_TOKEN not in await resp.text() and CI_TOKEN not in await resp.text()

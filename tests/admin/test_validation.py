@@ -7,9 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from tests.admin.conftest import create, error_of, expect
+from tests.admin.conftest import Client, create, error_of, expect
 
 MIB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -58,14 +57,14 @@ CREATE_CASES: list[tuple[str, Any, int, str | None]] = [
 ]
 
 
-async def _post(api: TestClient, path: str, body: Any, method: str = "POST") -> Any:
+async def _post(api: Client, path: str, body: Any, method: str = "POST") -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     # A file-like body: aiohttp warns (an error here) about raw bytes over 1 MiB.
     return await api.request(method, path, data=io.BytesIO(raw), headers=JSON)
 
 
 @pytest.mark.parametrize(("body", "status", "param"), [c[1:] for c in CREATE_CASES], ids=[c[0] for c in CREATE_CASES])
-async def test_create_rejects(api: TestClient, body: Any, status: int, param: str | None) -> None:
+async def test_create_rejects(api: Client, body: Any, status: int, param: str | None) -> None:
     err = error_of(await expect(await _post(api, "/admin/keys", body), status))
     assert err["param"] == param and err["type"] == "invalid_request_error" and err["message"]
     assert len(err["message"]) < 500  # a clear message, not an echo of the megabyte
@@ -90,7 +89,7 @@ UPDATE_CASES: list[tuple[str, Any, str | None]] = [
 
 
 @pytest.mark.parametrize(("body", "param"), [c[1:] for c in UPDATE_CASES], ids=[c[0] for c in UPDATE_CASES])
-async def test_update_rejects(api: TestClient, body: Any, param: str | None) -> None:
+async def test_update_rejects(api: Client, body: Any, param: str | None) -> None:
     key = await create(api, allowed_providers=["local"])
     err = error_of(await expect(await _post(api, f"/admin/keys/{key['id']}", body, "PATCH"), 400))
     assert err["param"] == param and err["message"]
@@ -110,19 +109,19 @@ ROTATE_CASES: list[tuple[str, Any, str | None]] = [
 
 
 @pytest.mark.parametrize(("body", "param"), [c[1:] for c in ROTATE_CASES], ids=[c[0] for c in ROTATE_CASES])
-async def test_rotate_rejects(api: TestClient, key: dict[str, Any], body: Any, param: str | None) -> None:
+async def test_rotate_rejects(api: Client, key: dict[str, Any], body: Any, param: str | None) -> None:
     err = error_of(await expect(await _post(api, f"/admin/keys/{key['id']}/rotate", body), 400))
     assert err["param"] == param
     assert (await expect(await api.get(f"/admin/keys/{key['id']}"), 200))["revoked_at"] is None
 
 
-async def test_rotating_a_revoked_key_is_refused(api: TestClient, key: dict[str, Any]) -> None:
+async def test_rotating_a_revoked_key_is_refused(api: Client, key: dict[str, Any]) -> None:
     await expect(await api.post(f"/admin/keys/{key['id']}/revoke"), 200)
     err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/rotate"), 400))
     assert "revoked" in err["message"]
 
 
-async def test_revoke_rejects_a_body_with_fields(api: TestClient, key: dict[str, Any]) -> None:
+async def test_revoke_rejects_a_body_with_fields(api: Client, key: dict[str, Any]) -> None:
     err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/revoke", json={"reason": "x"}), 400))
     assert err["param"] == "reason"
 
@@ -131,7 +130,7 @@ async def test_revoke_rejects_a_body_with_fields(api: TestClient, key: dict[str,
     ("GET", "/admin/keys/{id}"), ("PATCH", "/admin/keys/{id}"), ("POST", "/admin/keys/{id}/revoke"),
     ("POST", "/admin/keys/{id}/rotate")])
 @pytest.mark.parametrize("key_id", ["AAAAAAAAAAAA", "not-a-key-id", "x" * 300, "%00"])
-async def test_unknown_ids_are_404(api: TestClient, method: str, path: str, key_id: str) -> None:
+async def test_unknown_ids_are_404(api: Client, method: str, path: str, key_id: str) -> None:
     body = {"name": "x"} if method == "PATCH" else None
     resp = await api.request(method, path.replace("{id}", key_id), json=body)
     err = error_of(await expect(resp, 404))
@@ -158,17 +157,17 @@ QUERY_CASES = [
 
 
 @pytest.mark.parametrize(("path", "params", "param"), QUERY_CASES)
-async def test_bad_queries_are_400(api: TestClient, path: str, params: dict[str, str], param: str) -> None:
+async def test_bad_queries_are_400(api: Client, path: str, params: dict[str, str], param: str) -> None:
     err = error_of(await expect(await api.get(path, params=params), 400))
     assert err["param"] == param
 
 
-async def test_a_repeated_query_parameter_is_400(api: TestClient) -> None:
+async def test_a_repeated_query_parameter_is_400(api: Client) -> None:
     err = error_of(await expect(await api.get("/admin/keys?limit=1&limit=2"), 400))
     assert err["param"] == "limit"
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("DELETE", "/admin/keys/AAAAAAAAAAAA", 405), ("PUT", "/admin/keys", 405), ("GET", "/admin/nothing", 404)])
-async def test_unknown_routes_answer_in_the_error_shape(api: TestClient, method: str, path: str, status: int) -> None:
+async def test_unknown_routes_answer_in_the_error_shape(api: Client, method: str, path: str, status: int) -> None:
     error_of(await expect(await api.request(method, path), status))
