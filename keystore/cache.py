@@ -71,12 +71,24 @@ class LocalCache:
         return True
 
     def evict(self, key_id: str, version: int) -> None:
+        """The key changed (now at `version`): its entry may no longer be trusted as it stands.
+
+        The entry is kept but marked unconfirmed: its next use re-reads the record (no argon2 — the
+        presented key was verified against this key id's hash, which never changes), so a revoked
+        key is refused at the cost of a record read, not of a verification.
+        """
         if version > self._versions.get(key_id, 0):
             self._versions[key_id] = version
+        digest = self._by_id.get(key_id)
+        entry = self._entries.get(digest) if digest is not None else None
+        if entry is not None:
+            entry.verified_at = float("-inf")
+        self._unknown_ids.pop(key_id, None)
+
+    def forget(self, key_id: str) -> None:
         digest = self._by_id.pop(key_id, None)
         if digest is not None:
             self._entries.pop(digest, None)
-        self._unknown_ids.pop(key_id, None)
 
     def flush(self) -> None:
         self.generation += 1

@@ -95,18 +95,20 @@ class Authenticator:
 
     async def authenticate(self, presented: str, client: str = "") -> ApiKey:
         """Raises MalformedKey, UnknownKey, RevokedKey, ExpiredKey, RateLimited, StorageUnavailable."""
-        key_id, secret = keygen.parse(presented)
+        # Cache first: an entry exists only for a presented key that parsed and verified, so a hit
+        # needs no parsing (the checksum costs more than the lookup).
         digest = keygen.digest(presented)
         now = self._timer()
         entry = self._local.get(digest)
         if entry is not None and now - entry.verified_at <= self._trust_window():
             self.stats.local_hits += 1
             return self._admit(entry.stored.key, entry.until, now)
+        key_id, secret = keygen.parse(presented)
         self.stats.local_misses += 1
         if entry is not None:
             stored = await self._recheck(entry, digest, key_id, now)
         else:
-            self._check_failures(key_id, client)
+            self._refuse_known_bad(digest, key_id, client)
             stored = await self._verifying.run(digest, lambda: self._verify_cold(digest, key_id, secret, client))
         return self._admit(stored.key, stored.key.usable_until(), now)
 
@@ -133,13 +135,17 @@ class Authenticator:
                 return entry.stored
             raise
         if stored is None or stored.secret_hash != entry.stored.secret_hash:
-            self._local.evict(key_id, 0)
+            self._local.forget(key_id)
             raise UnknownKey(f"key {key_id} no longer exists")
         return await self._settle(digest, key_id, stored, generation)
 
-    def _check_failures(self, key_id: str, client: str) -> None:
-        """Refuse, before any I/O or argon2, a client that keeps failing for this key id, and a key id
-        with too many verifications already queued (the per-id lock bounds the CPU; this the memory)."""
+    def _refuse_known_bad(self, digest: bytes, key_id: str, client: str) -> None:
+        """Refuse, before any I/O or argon2: a presented key already found wrong, an unknown key id, a
+        client that keeps failing for this key id, and a key id with too many verifications already
+        queued (the per-id lock bounds the CPU; this bounds the memory)."""
+        if self._local.is_bad(digest) or self._local.is_unknown(key_id):
+            self.stats.negative_hits += 1
+            raise UnknownKey(f"key {key_id} is unknown or its secret is wrong (cached)")
         over = self._failures.get((key_id, client), 0) >= self._s.failure_threshold
         lock = self._id_locks.get(key_id)
         if over or (lock is not None and lock[1] >= self._s.max_waiting_per_key):
@@ -148,9 +154,6 @@ class Authenticator:
                               retry_after=self._s.failure_window_seconds)
 
     async def _verify_cold(self, digest: bytes, key_id: str, secret: str, client: str) -> StoredKey:
-        if self._local.is_bad(digest) or self._local.is_unknown(key_id):
-            self.stats.negative_hits += 1
-            raise UnknownKey(f"key {key_id} is unknown or its secret is wrong (cached)")
         generation = self._local.generation
         stored = await self._load(key_id, fresh=False)
         if stored is None:
