@@ -122,7 +122,7 @@ def header(command: str, code: str, options: Options, layout: Layout, load: tupl
          f"figure, medians; took {took / 60:.1f} min."),
         "",
         "Machine: " + "; ".join(machine()) + ".",
-        f"Code: {code} at the start of the run.",
+        f"Code: {code}.",
         (f"Placement: targets on core(s) {layout.target_cores}, wrk / clients / fake provider on "
          f"{layout.load_cores}. Load average (1, 5, 15 min) before: {load[0]}; after: {load[1]}."),
     ]
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tables.append(health.proxy_logs(run_dir))  # after the proxies stopped: their logs are complete
     command = os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench", *(argv or sys.argv[1:])])
+    after = code_version(procs.ROOT)
+    if after != code:  # the working tree is shared: someone committed or edited the product meanwhile
+        code = f"{code} at the start, {after} at the end (**the product changed during the run**)"
     lines = header(command, code, options, layout, (before, procs.loadavg()), time.monotonic() - started)
     body = render(lines, tables, evaluate(bench.measured))
     print(body)
