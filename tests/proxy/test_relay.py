@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.app import create_app
-from proxy.config import Config, UpstreamConfig
+from proxy.config import Config
 from tests.fakes import FakeProvider, canned, stalling
 from tests.procs import free_port
 from tests.support import FakeClock
