@@ -11,12 +11,13 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import http_parser, web
-from aiohttp.abc import AbstractAccessLogger
 
+from .access import AccessSink, access_logger_class
 from .app import create_admin_app, create_app
 from .config import Config, split_listen
 from .protocol import GuardedAppRunner
@@ -51,24 +52,12 @@ def check_runtime(config: Config) -> None:
         raise StartupError("\n".join(problems))
 
 
-class AccessLogger(AbstractAccessLogger):
-    """One INFO line per request on `tokenhub.access`. It runs in the request's task, so the log filter
-    adds its request id and key id; the path is logged without its query string (no key material)."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        access_log.info("%s %s %d %.1fms", request.method, request.path, response.status, time * 1000)
-
-    @property
-    def enabled(self) -> bool:
-        return access_log.isEnabledFor(logging.INFO)
-
-
-def make_runner(app: web.Application, config: Config) -> GuardedAppRunner:
+def make_runner(app: web.Application, config: Config, sink: AccessSink) -> GuardedAppRunner:
     # handler_cancellation=True: a client that disconnects cancels its handler, and so the upstream
     # request (aiohttp's default under AppRunner is to let it run to completion for nobody).
     # GuardedAppRunner: a deadline for request heads, parser errors answered without echoing them.
     return GuardedAppRunner(app, head_timeout=config.server.header_timeout_seconds,
-                            handler_cancellation=True, access_log_class=AccessLogger,
+                            handler_cancellation=True, access_log_class=access_logger_class(sink),
                             shutdown_timeout=config.server.shutdown_grace_seconds,
                             keepalive_timeout=config.server.keepalive_timeout_seconds)
 
@@ -87,8 +76,11 @@ class Instance:
         for app in (self.proxy_app, self.admin_app):
             app[_WORKER] = str(worker)  # which worker answered: shows SO_REUSEPORT spreading work
             app.on_response_prepare.append(_worker_header)
-        self._proxy = make_runner(self.proxy_app, config)
-        self._admin = make_runner(self.admin_app, config)
+        # One INFO line per request on `tokenhub.access` (access.py), batched.
+        self.access = AccessSink(sys.stderr, json=config.logging.format == "json",
+                                 enabled=access_log.isEnabledFor(logging.INFO))
+        self._proxy = make_runner(self.proxy_app, config, self.access)
+        self._admin = make_runner(self.admin_app, config, self.access)
 
     async def start(self) -> None:
         """Start both listeners; on failure, whatever started is cleaned up before raising."""
@@ -137,6 +129,7 @@ class Instance:
         await asyncio.gather(*(server.shutdown(grace) for server in servers))
         for runner in runners:
             await runner.cleanup()
+        self.access.flush()
         log.info("worker %d stopped", self.worker)
 
 
