@@ -34,8 +34,8 @@ def _ref(name: str) -> dict[str, str]:
 
 def _names(values: Sequence[str], what: str) -> dict[str, Any]:
     items: dict[str, Any] = {"type": "string", "enum": list(values)} if values else {"type": "string"}
-    out: dict[str, Any] = {"type": "array", "items": items, "uniqueItems": True,
-                           "description": f"Allow-list of {what}; empty means all."}
+    out: dict[str, Any] = {"type": "array", "items": items,
+                           "description": f"Allow-list of {what}; empty means all; duplicates are ignored."}
     return out if values else out | {"maxItems": 0}
 
 
