@@ -19,6 +19,7 @@ Upstream responses, errors included, are never reshaped here: they pass through 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -176,6 +177,11 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return render(_from_http(exc))
+    except ConnectionResetError:
+        # The client left before its answer could be written (e.g. while response headers were being
+        # sent): nobody to answer, not a server error. Handle it like a disconnect-cancelled handler.
+        log.info("client went away before the response was written")
+        raise asyncio.CancelledError from None
     except Exception:  # noqa: BLE001 - the one place that turns surprises into a generic 500
         log.exception("unhandled error")
         return render(ProxyError(f"Internal error (request id {REQUEST_ID.get()})."))
