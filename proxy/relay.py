@@ -27,6 +27,7 @@ from .headers import inbound_headers
 
 log = logging.getLogger(__name__)
 _STREAM_ENDED = (TimeoutError, aiohttp.ClientError, ConnectionResetError)
+_WHOLE_ANSWER_LIMIT = 256 * 1024  # answers up to this size (with a Content-Length) are sent in one write
 
 
 async def _send(session: aiohttp.ClientSession, url: str, body: bytes, headers: CIMultiDict[str],
@@ -86,12 +87,34 @@ async def _finish(upstream: aiohttp.ClientResponse, response: web.StreamResponse
     await response.write_eof()
 
 
+async def _read_whole(upstream: aiohttp.ClientResponse, idle: float, provider: str) -> bytes:
+    try:
+        async with asyncio.timeout(idle):
+            return await upstream.read()
+    except TimeoutError:
+        raise UpstreamTimeout(f"The provider {provider!r} did not finish its answer in time.") from None
+    except aiohttp.ClientError as exc:
+        log.warning("provider %s failed mid-answer: %s", provider, type(exc).__name__)
+        raise UpstreamUnavailable(f"The provider {provider!r} failed while answering.") from None
+
+
 async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, body: bytes,
                 headers: CIMultiDict[str], limits: UpstreamConfig, provider: str) -> web.StreamResponse:
-    """POST `body` to `url` and stream the provider's answer (status, end-to-end headers, bytes) back."""
+    """POST `body` to `url` and stream the provider's answer (status, end-to-end headers, bytes) back.
+
+    A small answer of known length (the usual non-streamed completion) is read whole and sent in one
+    write: it cannot be streamed usefully, and one `web.Response` costs far less than a prepared
+    stream's separate header, body and end writes. Streams (SSE, chunked) are relayed chunk by chunk.
+    """
     upstream = await _send(session, url, body, headers, limits.first_byte_timeout_seconds, provider)
     try:
         _refuse_credential_failure(upstream, provider)
+        length = upstream.content_length
+        if length is not None and length <= _WHOLE_ANSWER_LIMIT:
+            whole = await _read_whole(upstream, limits.idle_timeout_seconds, provider)
+            upstream.release()
+            return web.Response(status=upstream.status, reason=upstream.reason, body=whole,
+                                headers=inbound_headers(upstream.headers))
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=inbound_headers(upstream.headers))
         if upstream.content_length is not None:
