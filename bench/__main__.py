@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write the results into bench/README.md (default: only for a full run of everything)")
     p.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432"),
                    help="Postgres server (the bench creates and empties its own database there)")
-    p.add_argument("--db", default=os.environ.get("BENCH_DB", "tokenhub_bench"))
+    p.add_argument("--db", default=os.environ.get("BENCH_DB", "tokenhub_bench_run"))
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/11"))
     p.add_argument("--run-dir", type=Path, help="logs, configs and profiles (default: a new /tmp directory)")
     return p.parse_args(argv)
