@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
 from aiohttp import http_parser, web
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("tokenhub.access")
 MIN_AIOHTTP = (3, 14, 4)
 WORKER_HEADER = "x-tokenhub-worker"
-_WORKER = web.AppKey("worker", str)
 _PARENT_CHECK_SECONDS = 1.0
 
 
@@ -62,8 +61,11 @@ def make_runner(app: web.Application, config: Config, sink: AccessSink) -> Guard
                             keepalive_timeout=config.server.keepalive_timeout_seconds)
 
 
-async def _worker_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[WORKER_HEADER] = request.config_dict[_WORKER]
+def _worker_header(worker: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[WORKER_HEADER] = worker
+
+    return add
 
 
 class Instance:
@@ -74,8 +76,8 @@ class Instance:
         self.proxy_app = create_app(config)
         self.admin_app = create_admin_app(config, self.proxy_app)
         for app in (self.proxy_app, self.admin_app):
-            app[_WORKER] = str(worker)  # which worker answered: shows SO_REUSEPORT spreading work
-            app.on_response_prepare.append(_worker_header)
+            # which worker answered: shows SO_REUSEPORT spreading work
+            app.on_response_prepare.append(_worker_header(str(worker)))
         # One INFO line per request on `tokenhub.access` (access.py), batched.
         self.access = AccessSink(sys.stderr, json=config.logging.format == "json",
                                  enabled=access_log.isEnabledFor(logging.INFO))
