@@ -18,7 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from keystore import STATUSES, Actor, KeyStore
 
-from . import openapi, page
+from . import openapi
 from .admin_wire import (
     CREATE_FIELDS,
     ROTATE_FIELDS,
@@ -49,11 +49,9 @@ routes = web.RouteTableDef()
 
 
 def setup(app: web.Application) -> None:
-    """Mount `/admin/` (token-guarded REST), `/metrics`, and the API Keys page (it loads without a
-    token and calls the REST API with the one the operator signs in with)."""
+    """Mount `/admin/` (token-guarded REST) and `/metrics`."""
     app.router.add_get("/metrics", metrics)
     app.add_subapp("/admin/", make_subapp(app[CONFIG].admin.tokens))
-    page.setup(app)
 
 
 def make_subapp(tokens: Mapping[str, str]) -> web.Application:
@@ -155,10 +153,10 @@ async def list_keys(request: web.Request) -> web.Response:
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", param="status")
-    page = await _store(request).list_keys(account=params.get("account"), status=status,
+    found = await _store(request).list_keys(account=params.get("account"), status=status,
                                            limit=limit(params), cursor=params.get("cursor"))
     now = _now(request)
-    return json_response({"data": [key_object(k, now) for k in page.data], "next_cursor": page.next_cursor})
+    return json_response({"data": [key_object(k, now) for k in found.data], "next_cursor": found.next_cursor})
 
 
 @routes.get("/keys/{id}")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from keystore import Clock
 
-from . import admin, forward, health
+from . import admin, forward, health, page
 from .config import Config
 from .errors import error_mw
 from .log import add_request_id_header, request_id_mw
@@ -51,4 +51,5 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
     app.on_startup.append(share_keystore)
     app.on_response_prepare.append(add_request_id_header)
     admin.setup(app)
+    page.setup(app)  # the API Keys page: loads without a token, then calls /admin/ with one
     return app
