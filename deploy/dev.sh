@@ -39,8 +39,13 @@ ensure_venv() {
   fi
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing tokenhub and its dependencies into .venv"
-    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e ".[test]"
+    # Quiet unless it fails: setuptools is chatty about editable installs.
+    if ! { "$VENV/bin/pip" install -q --upgrade pip && "$VENV/bin/pip" install -q -e ".[test]"; } \
+        > "$STATE/pip.log" 2>&1; then
+      cat "$STATE/pip.log" >&2
+      echo "installing the dependencies failed (log above, also in .tokenhub/pip.log)" >&2
+      exit 1
+    fi
     echo "$want" > "$stamp"
   fi
 }

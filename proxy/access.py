@@ -35,10 +35,14 @@ class AccessSink:
         self._stamp = ""
 
     def _time(self, now: float) -> str:
+        """As the other log lines: RFC 3339 UTC in JSON, logging's local `asctime` in text."""
         second = int(now)
         if second != self._second:  # strftime once a second, not once a line
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}+00:00"
+            self._stamp = (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) if self._json
+                           else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
+            self._second = second
+        ms = int((now - second) * 1000)
+        return f"{self._stamp}.{ms:03d}+00:00" if self._json else f"{self._stamp},{ms:03d}"
 
     def record(self, method: str, path: str, status: int, seconds: float) -> None:
         if "th-" in path or "sk-" in path:
