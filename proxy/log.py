@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -77,7 +77,7 @@ def setup_logging(config: LoggingConfig, stream: object = None) -> logging.Handl
 @web.middleware
 async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     inbound = request.headers.get("X-Request-ID", "")
-    request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
+    request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else os.urandom(16).hex()  # uuid4 costs 3×
     request[REQUEST_ID_KEY] = request_id
     REQUEST_ID.set(request_id)
     KEY_ID.set("-")
