@@ -8,7 +8,7 @@ import re
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -297,6 +297,7 @@ def _build_providers(raw: Any, environ: Mapping[str, str], problems: list[str]) 
         elif key_env and not environ.get(key_env):
             problems.append(f"{where}: environment variable {key_env} (api_key_env) is not set")
         if len(problems) == bad:
+            assert isinstance(name, str) and isinstance(url, str) and isinstance(models, list)
             out.append(ProviderConfig(name=name, base_url=url.rstrip("/"), models=tuple(models),
                                       api_key_env=key_env, api_key=environ.get(key_env, "") if key_env else ""))
     names = [p.name for p in out]
@@ -332,17 +333,12 @@ def _resolve(config: Config, environ: Mapping[str, str], problems: list[str]) ->
         problems.append(f"[postgres] password_env: environment variable {config.postgres.password_env} is not set")
     return Config(
         server=config.server,
-        admin=_replace(config.admin, tokens=tokens),
-        postgres=_replace(config.postgres, password=password),
+        admin=replace(config.admin, tokens=tokens),
+        postgres=replace(config.postgres, password=password),
         redis=config.redis,
-        keystore=_replace(config.keystore, namespace=config.redis.namespace),
+        keystore=replace(config.keystore, namespace=config.redis.namespace),
         upstream=config.upstream, logging=config.logging, providers=config.providers, aliases=config.aliases,
     )
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    assert is_dataclass(obj)
-    return type(obj)(**{f.name: getattr(obj, f.name) for f in fields(obj)} | changes)
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -132,7 +132,7 @@ def from_keystore(exc: keystore.KeystoreError) -> ProxyError:
     """Translate along the exception's MRO, so a new subclass maps like its parent."""
     for cls in type(exc).__mro__:
         if cls in _FROM_KEYSTORE:
-            return _FROM_KEYSTORE[cls](exc)  # type: ignore[index]
+            return _FROM_KEYSTORE[cls](exc)
     return ProxyError("internal error")
 
 
