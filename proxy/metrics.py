@@ -16,6 +16,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -64,6 +65,7 @@ class Metrics:
         self.revocation_lag = Gauge("tokenhub_revocation_lag_seconds",
                                     "Publish-to-eviction lag of the most recent revocation message",
                                     registry=r, multiprocess_mode="livemax")
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._store: KeyStore | None = None
         self._seen: dict[str, int] = {}
 
@@ -108,6 +110,15 @@ class Metrics:
         MultiProcessCollector(combined, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(combined)
 
+    def _children(self, route: str, status: int) -> tuple[Any, Any]:
+        """The labelled series for (route, status), looked up once: `labels()` takes a lock and
+        builds a key on every call, and the set of routes and statuses is small."""
+        found = self._series.get((route, status))
+        if found is None:
+            found = self._series[(route, status)] = (self.requests.labels(route, str(status)),
+                                                      self.latency.labels(route))
+        return found
+
     def middleware(self) -> Middleware:
         @web.middleware
         async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -128,7 +139,8 @@ class Metrics:
                 self.in_flight.dec()
                 route = request.match_info.route.resource
                 name = route.canonical if route is not None else "unmatched"
-                self.requests.labels(name, str(status)).inc()
-                self.latency.labels(name).observe(time.perf_counter() - started)
+                counter, histogram = self._children(name, status)
+                counter.inc()
+                histogram.observe(time.perf_counter() - started)
 
         return metrics_mw
