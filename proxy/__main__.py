@@ -13,12 +13,13 @@ import uvloop
 
 from keystore import migrate
 
-from . import cli_keys, local
-from .config import Config, ConfigError, load_config
-from .log import setup_logging
-from .resources import create_pool
-from .serve import StartupError, check_runtime, run_instance
-from .supervisor import Supervisor
+from proxy.cli import keys as cli_keys
+from proxy.runtime import local
+from proxy.config import Config, ConfigError, load_config
+from proxy.log import setup_logging
+from proxy.runtime.resources import create_pool
+from proxy.runtime.serve import StartupError, check_runtime, run_instance
+from proxy.runtime.supervisor import Supervisor
 
 log = logging.getLogger("tokenhub")
 

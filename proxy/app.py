@@ -6,14 +6,17 @@ from aiohttp import web
 
 from keystore import Clock
 
-from . import admin, forward, health, page
-from .config import Config
-from .errors import error_mw
-from .log import add_request_id_header, request_id_mw
-from .metrics import Metrics
-from .resources import storage_ctx, upstream_http_ctx
-from .state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, STARTED, UPSTREAMS
-from .upstreams import Upstreams
+from proxy.admin import api as admin
+from proxy.admin import page
+from proxy.gateway import forward
+from proxy.runtime import health
+from proxy.config import Config
+from proxy.errors import error_mw
+from proxy.log import add_request_id_header, request_id_mw
+from proxy.runtime.metrics import Metrics
+from proxy.runtime.resources import storage_ctx, upstream_http_ctx
+from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, STARTED, PROVIDERS
+from proxy.gateway.providers import ProviderTable
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -23,7 +26,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
                            client_max_size=config.server.max_body_bytes)
     root[CONFIG] = config
     root[METRICS] = metrics
-    root[UPSTREAMS] = Upstreams(config.providers, config.aliases)
+    root[PROVIDERS] = ProviderTable(config.providers, config.aliases)
     root[DRAINING] = [False]
     root[STARTED] = [False]
     if clock is not None:
@@ -43,7 +46,7 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
     app = web.Application(middlewares=[request_id_mw, error_mw], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[METRICS] = proxy_app[METRICS]
-    app[UPSTREAMS] = proxy_app[UPSTREAMS]
+    app[PROVIDERS] = proxy_app[PROVIDERS]
 
     async def share_keystore(admin_app: web.Application) -> None:
         admin_app[KEYSTORE] = proxy_app[KEYSTORE]

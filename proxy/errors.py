@@ -29,7 +29,7 @@ from aiohttp import web
 
 import keystore
 
-from .log import REQUEST_ID
+from proxy.log import REQUEST_ID
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
-from .config import LoggingConfig
+from proxy.config import LoggingConfig
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 KEY_ID: ContextVar[str] = ContextVar("key_id", default="-")

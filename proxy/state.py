@@ -7,14 +7,14 @@ from aiohttp import web
 
 from keystore import Clock, KeyStore
 
-from .config import Config
-from .metrics import Metrics
-from .upstreams import Upstreams
+from proxy.config import Config
+from proxy.runtime.metrics import Metrics
+from proxy.gateway.providers import ProviderTable
 
 CONFIG = web.AppKey("config", Config)
 KEYSTORE = web.AppKey("keystore", KeyStore)
 UPSTREAM_HTTP = web.AppKey("upstream_http", aiohttp.ClientSession)
-UPSTREAMS = web.AppKey("upstreams", Upstreams)
+PROVIDERS = web.AppKey("providers", ProviderTable)
 METRICS = web.AppKey("metrics", Metrics)
 # [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
 STARTED = web.AppKey("started", list)

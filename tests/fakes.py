@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from proxy.demo import DEMO_MODELS, create_demo_app
+from proxy.runtime.demo import DEMO_MODELS, create_demo_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from proxy.admin import _digest, match_token
+from proxy.admin.api import _digest, match_token
 from tests.admin.conftest import ADMIN_TOKEN, CI_TOKEN, Client, error_of, expect
 from tests.procs import write_config
 

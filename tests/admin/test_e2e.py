@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.demo import create_demo_app
+from proxy.runtime.demo import create_demo_app
 from tests.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.demo import DEMO_MODELS, ChunkHook, start_demo
+from proxy.runtime.demo import DEMO_MODELS, ChunkHook, start_demo
 from tests.procs import ADMIN_TOKEN, ServeProcess, provider, write_config
 
 KEY_SHAPE = re.compile(r"th-[0-9A-Za-z_]{20,}")

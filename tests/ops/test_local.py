@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local import pick_ports
+from proxy.runtime.local import pick_ports
 from tests.ops.conftest import refused
 
 pytestmark = pytest.mark.slow

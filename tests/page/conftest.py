@@ -16,7 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from keystore import KeystoreSettings
 from proxy.app import create_admin_app, create_app
 from proxy.config import AdminConfig, Config, PostgresConfig, ProviderConfig, RedisConfig
-from proxy.demo import create_demo_app
+from proxy.runtime.demo import create_demo_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

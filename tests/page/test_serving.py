@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from proxy import page
+from proxy.admin import page
 from tests.page.conftest import Stack
 
 FORBIDDEN_IN_CSP = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI, NotFoundError
 
-from proxy.demo import create_demo_app, embedding_of
+from proxy.runtime.demo import create_demo_app, embedding_of
 
 USER = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "echo me back"}]
 

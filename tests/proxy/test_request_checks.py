@@ -17,7 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from proxy.app import create_app
 from proxy.config import Config
 from proxy.errors import InvalidRequest
-from proxy.headers import outbound_headers
+from proxy.gateway.headers import outbound_headers
 from proxy.state import DRAINING
 from tests.fakes import FakeProvider
 from tests.proxy.conftest import PROVIDER_KEY, IssueKey

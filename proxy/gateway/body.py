@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from proxy.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 
 def _check_headers(request: web.Request, limit: int) -> None:

@@ -16,9 +16,9 @@ from multidict import CIMultiDictProxy
 
 from keystore import ApiKey
 
-from .errors import PUBLIC_AUTH_MESSAGE, AuthenticationFailed, ServiceUnavailable
-from .log import KEY_ID
-from .state import DRAINING, KEYSTORE
+from proxy.errors import PUBLIC_AUTH_MESSAGE, AuthenticationFailed, ServiceUnavailable
+from proxy.log import KEY_ID
+from proxy.state import DRAINING, KEYSTORE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEY = web.RequestKey("api_key", ApiKey)

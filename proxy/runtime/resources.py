@@ -18,8 +18,8 @@ from redis.backoff import NoBackoff
 
 from keystore import KeyStore, StorageUnavailable
 
-from .config import Config
-from .state import CLOCK, CONFIG, KEYSTORE, METRICS, UPSTREAM_HTTP
+from proxy.config import Config
+from proxy.state import CLOCK, CONFIG, KEYSTORE, METRICS, UPSTREAM_HTTP
 
 log = logging.getLogger(__name__)
 

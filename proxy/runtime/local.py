@@ -27,12 +27,12 @@ import uvloop
 
 from keystore import Actor, migrate
 
-from .config import DEFAULT_ADMIN_TOKEN_ENV, Config, load_config
-from .demo import DEMO_MODELS, start_demo
-from .log import setup_logging
-from .resources import create_pool
-from .serve import Instance, StartupError, check_runtime, stop_on_signals
-from .state import KEYSTORE
+from proxy.config import DEFAULT_ADMIN_TOKEN_ENV, Config, load_config
+from proxy.runtime.demo import DEMO_MODELS, start_demo
+from proxy.log import setup_logging
+from proxy.runtime.resources import create_pool
+from proxy.runtime.serve import Instance, StartupError, check_runtime, stop_on_signals
+from proxy.state import KEYSTORE
 
 PROVIDER = "demo"
 DEFAULT_PORTS = {"proxy": 8080, "admin": 8081, "demo": 8090}

@@ -18,8 +18,8 @@ from aiohttp.typedefs import Middleware
 
 from keystore import STATUSES, Actor, KeyStore
 
-from . import openapi
-from .admin_wire import (
+from proxy.admin import openapi
+from proxy.admin.wire import (
     CREATE_FIELDS,
     ROTATE_FIELDS,
     UPDATE_FIELDS,
@@ -36,9 +36,9 @@ from .admin_wire import (
     string,
     string_list,
 )
-from .errors import AuthenticationFailed, InvalidRequest
-from .log import REQUEST_ID_KEY
-from .state import CONFIG, KEYSTORE, METRICS, UPSTREAMS
+from proxy.errors import AuthenticationFailed, InvalidRequest
+from proxy.log import REQUEST_ID_KEY
+from proxy.state import CONFIG, KEYSTORE, METRICS, PROVIDERS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -120,14 +120,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
-    ups = request.config_dict[UPSTREAMS]
+    ups = request.config_dict[PROVIDERS]
     return json_response(openapi.document([r.full for r in ups.routes()], list(ups.providers)))
 
 
 @routes.get("/providers")
 async def providers(request: web.Request) -> web.Response:
     query(request.query, frozenset())
-    ups = request.config_dict[UPSTREAMS]
+    ups = request.config_dict[PROVIDERS]
     data = [{"name": name, "models": [r.full for r in ups.routes() if r.provider.name == name]}
             for name in ups.providers]
     return json_response({"data": data})
@@ -141,7 +141,7 @@ async def create_key(request: web.Request) -> web.Response:
     models, providers_ = string_list(body, "allowed_models"), string_list(body, "allowed_providers")
     name, account = string(body, "name"), string(body, "account") if "account" in body else "default"
     expires_at = optional_time(body, "expires_at")
-    check_restrictions(models, providers_, request.config_dict[UPSTREAMS])
+    check_restrictions(models, providers_, request.config_dict[PROVIDERS])
     issued = await _store(request).create(_actor(request), name=name, account=account, expires_at=expires_at,
                                           allowed_models=models, allowed_providers=providers_)
     return json_response(key_object(issued.key, _now(request)) | {"key": issued.secret}, status=201)
@@ -178,7 +178,7 @@ async def update_key(request: web.Request) -> web.Response:
     if "allowed_models" in changes or "allowed_providers" in changes:
         check_restrictions(changes.get("allowed_models", current.allowed_models),
                            changes.get("allowed_providers", current.allowed_providers),
-                           request.config_dict[UPSTREAMS])
+                           request.config_dict[PROVIDERS])
     key, spread = await store.update(_actor(request), request.match_info["id"], **changes)
     return json_response(key_object(key, _now(request)) | {"propagation": propagation_object(spread)})
 

@@ -29,7 +29,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from .errors import error_body
+from proxy.errors import error_body
 
 log = logging.getLogger(__name__)
 _BAD_REQUEST = orjson.dumps(error_body("Malformed HTTP request.", "invalid_request_error", None, None))

@@ -18,8 +18,8 @@ from multidict import MultiMapping
 
 from keystore import ApiKey, AuditEvent, Propagation
 
-from .errors import InvalidRequest, PayloadTooLarge
-from .upstreams import Upstreams
+from proxy.errors import InvalidRequest, PayloadTooLarge
+from proxy.gateway.providers import ProviderTable
 
 CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers"})
 UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers"})
@@ -123,15 +123,15 @@ def grace_seconds(body: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def check_restrictions(models: Iterable[str], providers: Iterable[str], upstreams: Upstreams) -> None:
+def check_restrictions(models: Iterable[str], providers: Iterable[str], table: ProviderTable) -> None:
     """Only configured names, and no model whose provider the provider list excludes (a dead key)."""
     models, providers = list(models), list(providers)
     for m in models:
-        if not upstreams.knows_model(m):
+        if not table.knows_model(m):
             raise InvalidRequest(f"allowed_models: unknown model {m[:100]!r}; models are named provider/model, "
                                  "see GET /admin/providers", param="allowed_models")
     for p in providers:
-        if not upstreams.knows_provider(p):
+        if not table.knows_provider(p):
             raise InvalidRequest(f"allowed_providers: unknown provider {p[:100]!r}; see GET /admin/providers",
                                  param="allowed_providers")
     for m in models:

@@ -29,9 +29,9 @@ from types import FrameType
 
 from prometheus_client.multiprocess import mark_process_dead
 
-from .config import Config, split_listen
-from .metrics import MULTIPROC_ENV
-from .serve import StartupError
+from proxy.config import Config, split_listen
+from proxy.runtime.metrics import MULTIPROC_ENV
+from proxy.runtime.serve import StartupError
 
 log = logging.getLogger(__name__)
 _TICK = 0.1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from keystore import ApiKey
 
-from .config import ProviderConfig
+from proxy.config import ProviderConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class Route:
     full: str  # "provider/model", what restrictions are written against
 
 
-class Upstreams:
+class ProviderTable:
     def __init__(self, providers: tuple[ProviderConfig, ...], aliases: dict[str, str]) -> None:
         self.providers = {p.name: p for p in providers}
         self._routes = {f"{p.name}/{m}": Route(p, m, f"{p.name}/{m}") for p in providers for m in p.models}

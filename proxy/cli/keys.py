@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import admin_table as fmt
-from .admin_client import DEFAULT_URL, AdminClient, AdminError, Unreachable, check_url, key_path
+from proxy.cli import table as fmt
+from proxy.cli.client import DEFAULT_URL, AdminClient, AdminError, Unreachable, check_url, key_path
 
 Command = Callable[[AdminClient, argparse.Namespace], Any]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .errors import InvalidRequest
+from proxy.errors import InvalidRequest
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus the framing headers aiohttp recomputes for the new message.
 HOP_BY_HOP = frozenset({

@@ -17,14 +17,14 @@ from aiohttp import web
 
 from keystore import ApiKey
 
-from .auth import API_KEY, auth_mw
-from .body import parse_json, read_body
-from .errors import Forbidden, NotFound
-from .headers import outbound_headers
-from .log import REQUEST_ID_KEY
-from .relay import relay
-from .state import CONFIG, UPSTREAM_HTTP, UPSTREAMS
-from .upstreams import Route, Upstreams
+from proxy.gateway.auth import API_KEY, auth_mw
+from proxy.gateway.body import parse_json, read_body
+from proxy.errors import Forbidden, NotFound
+from proxy.gateway.headers import outbound_headers
+from proxy.log import REQUEST_ID_KEY
+from proxy.gateway.relay import relay
+from proxy.state import CONFIG, UPSTREAM_HTTP, PROVIDERS
+from proxy.gateway.providers import Route, ProviderTable
 
 # The path after /v1 that may be forwarded: plain segments only, so nothing can walk out of the
 # provider's base_url ("..", encoded slashes or dots) or smuggle bytes into the request line.
@@ -45,10 +45,10 @@ def make_subapp() -> web.Application:
     return app
 
 
-def resolve_for_key(upstreams: Upstreams, key: ApiKey, requested: str) -> Route:
+def resolve_for_key(providers: ProviderTable, key: ApiKey, requested: str) -> Route:
     """The route serving `requested`; 404 when no provider serves it, 403 when the key may not use it
     (without saying what it may use)."""
-    route = upstreams.resolve(requested)
+    route = providers.resolve(requested)
     if route is None:
         raise NotFound(f"The model '{requested[:_MAX_ECHO]}' does not exist or is not served here.",
                        param="model", code="model_not_found")
@@ -71,7 +71,7 @@ async def forward_json(request: web.Request) -> web.StreamResponse:
     path = _upstream_path(request)
     raw = await read_body(request, config.server.max_body_bytes, config.server.body_timeout_seconds)
     body = parse_json(raw)
-    route = resolve_for_key(config_dict[UPSTREAMS], request[API_KEY], body["model"])
+    route = resolve_for_key(config_dict[PROVIDERS], request[API_KEY], body["model"])
     body["model"] = route.model
     provider = route.provider
     headers = outbound_headers(request.headers, provider.api_key, request[REQUEST_ID_KEY])
@@ -86,13 +86,13 @@ def _model_object(name: str, route: Route) -> dict[str, Any]:
 async def list_models(request: web.Request) -> web.Response:
     """What this key may call: `provider/model` names first, then the aliases that lead to them."""
     key = request[API_KEY]
-    upstreams = request.config_dict[UPSTREAMS]
-    data = [_model_object(name, route) for name, route in upstreams.names()
+    providers = request.config_dict[PROVIDERS]
+    data = [_model_object(name, route) for name, route in providers.names()
             if key.allows(route.provider.name, route.full)]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
 
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
-    route = resolve_for_key(request.config_dict[UPSTREAMS], request[API_KEY], name)
+    route = resolve_for_key(request.config_dict[PROVIDERS], request[API_KEY], name)
     return web.Response(body=orjson.dumps(_model_object(name, route)), content_type="application/json")

@@ -1,6 +1,6 @@
 """The operators' API Keys page on the admin listener: `/ui/keys` and its static files.
 
-The page is plain HTML, CSS and ES modules from `proxy/static/` (no build step, nothing fetched from
+The page is plain HTML, CSS and ES modules from `proxy/admin/static/` (no build step, nothing fetched from
 anywhere else). It signs in with the admin token, keeps it in `sessionStorage` and calls the
 `/admin/…` REST API with it as a Bearer token; the page itself needs no token to load, and holds no
 data until the API answers.

@@ -21,9 +21,9 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .config import UpstreamConfig
-from .errors import UpstreamTimeout, UpstreamUnavailable
-from .headers import inbound_headers
+from proxy.config import UpstreamConfig
+from proxy.errors import UpstreamTimeout, UpstreamUnavailable
+from proxy.gateway.headers import inbound_headers
 
 log = logging.getLogger(__name__)
 _STREAM_ENDED = (TimeoutError, aiohttp.ClientError, ConnectionResetError)

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .log import KEY_ID, REQUEST_ID, redact
+from proxy.log import KEY_ID, REQUEST_ID, redact
 
 _FLUSH_BYTES = 64 * 1024
 

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Iterator
 import aiohttp
 from aiohttp import http_parser, web
 
-from .access import AccessSink, access_logger_class
-from .app import create_admin_app, create_app
-from .config import Config, split_listen
-from .protocol import GuardedAppRunner
-from .state import DRAINING, METRICS
+from proxy.runtime.access import AccessSink, access_logger_class
+from proxy.app import create_admin_app, create_app
+from proxy.config import Config, split_listen
+from proxy.runtime.protocol import GuardedAppRunner
+from proxy.state import DRAINING, METRICS
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tokenhub.access")

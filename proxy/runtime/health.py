@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .state import DRAINING, KEYSTORE, STARTED
+from proxy.state import DRAINING, KEYSTORE, STARTED
 
 routes = web.RouteTableDef()
 

@@ -1,0 +1,1 @@
+"""The terminal side: the `tokenhub keys` CLI and its admin-API client."""

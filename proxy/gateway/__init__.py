@@ -1,0 +1,1 @@
+"""The request path: authenticate, check, forward to the provider, relay the answer."""

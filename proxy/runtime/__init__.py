@@ -1,0 +1,1 @@
+"""The process side: serving, workers, resources, metrics, access log, health, the local stack."""
