@@ -110,10 +110,10 @@ class RevocationBus:
         while True:
             try:
                 await self._follow_once()
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 log.warning("revocation feed lost (%s), retrying in %.1fs", exc.__class__.__name__,
                             self._s.resubscribe_delay_seconds)
-            except Exception:  # noqa: BLE001 - a background loop must survive anything
+            except Exception:  # a background loop must survive anything
                 log.exception("revocation feed crashed; restarting")
             self._mark_down()
             await asyncio.sleep(self._s.resubscribe_delay_seconds)
@@ -132,7 +132,7 @@ class RevocationBus:
                 msg = await ps.get_message(timeout=self._s.ping_interval_seconds)
                 if msg is None:
                     if awaiting_pong:
-                        raise asyncio.TimeoutError("revocation feed did not answer PING")
+                        raise TimeoutError("revocation feed did not answer PING")
                     await ps.ping()
                     awaiting_pong = True
                     continue
@@ -204,7 +204,7 @@ class RevocationBus:
             except KeystoreError as exc:
                 self._poll_ok = False
                 log.warning("revocation backstop poll failed: %s", exc)
-            except Exception:  # noqa: BLE001 - a background loop must survive anything
+            except Exception:  # a background loop must survive anything
                 self._poll_ok = False
                 log.exception("revocation backstop poll crashed")
             await asyncio.sleep(self._s.poll_interval_seconds)

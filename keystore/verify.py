@@ -198,7 +198,7 @@ class Authenticator:
             await self._records.put(stored)
         return stored
 
-    def _id_lock(self, key_id: str) -> "_IdLock":
+    def _id_lock(self, key_id: str) -> _IdLock:
         return _IdLock(self._id_locks, key_id)
 
 

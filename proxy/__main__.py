@@ -14,9 +14,9 @@ import uvloop
 from keystore import migrate
 
 from proxy.cli import keys as cli_keys
-from proxy.runtime import local
 from proxy.config import Config, ConfigError, load_config
 from proxy.log import setup_logging
+from proxy.runtime import local
 from proxy.runtime.resources import create_pool
 from proxy.runtime.serve import StartupError, check_runtime, run_instance
 from proxy.runtime.supervisor import Supervisor

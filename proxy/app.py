@@ -8,15 +8,15 @@ from keystore import Clock
 
 from proxy.admin import api as admin
 from proxy.admin import page
-from proxy.gateway import forward
-from proxy.runtime import health
 from proxy.config import Config
 from proxy.errors import error_mw
+from proxy.gateway import forward
+from proxy.gateway.providers import ProviderTable
 from proxy.log import add_request_id_header, request_id_mw
+from proxy.runtime import health
 from proxy.runtime.metrics import Metrics
 from proxy.runtime.resources import storage_ctx, upstream_http_ctx
-from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, STARTED, PROVIDERS
-from proxy.gateway.providers import ProviderTable
+from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, PROVIDERS, STARTED
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:

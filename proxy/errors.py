@@ -182,6 +182,6 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
         # sent): nobody to answer, not a server error. Handle it like a disconnect-cancelled handler.
         log.info("client went away before the response was written")
         raise asyncio.CancelledError from None
-    except Exception:  # noqa: BLE001 - the one place that turns surprises into a generic 500
+    except Exception:  # the one place that turns surprises into a generic 500
         log.exception("unhandled error")
         return render(ProxyError(f"Internal error (request id {REQUEST_ID.get()})."))

@@ -8,8 +8,8 @@ from aiohttp import web
 from keystore import Clock, KeyStore
 
 from proxy.config import Config
-from proxy.runtime.metrics import Metrics
 from proxy.gateway.providers import ProviderTable
+from proxy.runtime.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
 KEYSTORE = web.AppKey("keystore", KeyStore)

@@ -17,14 +17,14 @@ from aiohttp import web
 
 from keystore import ApiKey
 
+from proxy.errors import Forbidden, NotFound
 from proxy.gateway.auth import API_KEY, auth_mw
 from proxy.gateway.body import parse_json, read_body
-from proxy.errors import Forbidden, NotFound
 from proxy.gateway.headers import outbound_headers
-from proxy.log import REQUEST_ID_KEY
+from proxy.gateway.providers import ProviderTable, Route
 from proxy.gateway.relay import relay
-from proxy.state import CONFIG, UPSTREAM_HTTP, PROVIDERS
-from proxy.gateway.providers import Route, ProviderTable
+from proxy.log import REQUEST_ID_KEY
+from proxy.state import CONFIG, PROVIDERS, UPSTREAM_HTTP
 
 # The path after /v1 that may be forwarded: plain segments only, so nothing can walk out of the
 # provider's base_url ("..", encoded slashes or dots) or smuggle bytes into the request line.

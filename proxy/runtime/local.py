@@ -28,8 +28,8 @@ import uvloop
 from keystore import Actor, migrate
 
 from proxy.config import DEFAULT_ADMIN_TOKEN_ENV, Config, load_config
-from proxy.runtime.demo import DEMO_MODELS, start_demo
 from proxy.log import setup_logging
+from proxy.runtime.demo import DEMO_MODELS, start_demo
 from proxy.runtime.resources import create_pool
 from proxy.runtime.serve import Instance, StartupError, check_runtime, stop_on_signals
 from proxy.state import KEYSTORE
@@ -187,7 +187,7 @@ async def _migrate(config: Config) -> None:
             await migrate(pool)
         finally:
             await pool.close()
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise StartupError(f"cannot reach Postgres ({exc}); `bash deploy/dev.sh run` finds or starts one "
                            "and sets TOKENHUB_POSTGRES__DSN") from None
 

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterator
 import aiohttp
 from aiohttp import http_parser, web
 
-from proxy.runtime.access import AccessSink, access_logger_class
 from proxy.app import create_admin_app, create_app
 from proxy.config import Config, split_listen
+from proxy.runtime.access import AccessSink, access_logger_class
 from proxy.runtime.protocol import GuardedAppRunner
 from proxy.state import DRAINING, METRICS
 
