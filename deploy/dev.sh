@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's two commands for a fresh machine:
 #   bash deploy/dev.sh run    a local stack (Postgres, Redis, demo provider, proxy, admin) and a working key
-#   bash deploy/dev.sh test   the whole test suite against real Postgres and Redis
+#   bash deploy/dev.sh test   the gates (ruff, mypy --strict over proxy/ and keystore/), then the whole test
+#                             suite against real Postgres and Redis; a violation fails the run
+#   bash deploy/dev.sh lint   the gates alone
 # Uses the machine's Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379) when they answer; otherwise
 # starts throwaway ones under .tokenhub/ (installing Debian's packages if needed) and stops them on exit.
 set -euo pipefail
@@ -95,8 +97,24 @@ asyncio.run(main(*sys.argv[1:]))
 PY
 }
 
+gates() {  # ruff and mypy --strict over the shipped packages; any violation ends the run (set -e)
+  say "gates: ruff check proxy keystore"
+  "$VENV/bin/ruff" check --quiet proxy keystore
+  say "gates: mypy --strict proxy keystore"
+  "$VENV/bin/mypy" --strict proxy keystore
+}
+
+focused() {  # true when the pytest arguments name test files or folders (an edit loop, not the full run)
+  local arg
+  for arg in "$@"; do [ -e "${arg%%::*}" ] && return 0; done
+  return 1
+}
+
 cmd_test() {
   ensure_venv
+  # The full run (what CI calls) is gated; a focused run on named tests skips the gates so one
+  # unfinished module elsewhere does not block it. `dev.sh lint` runs them alone.
+  if focused "$@"; then say "gates skipped: focused run (bash deploy/dev.sh lint runs them)"; else gates; fi
   ensure_postgres
   ensure_redis
   local db=${TOKENHUB_TEST_DB:-tokenhub_test}  # parallel runs each use their own database
@@ -121,6 +139,7 @@ cmd_run() {
 
 case "${1:-}" in
   test) shift; cmd_test "$@" ;;
+  lint) shift; ensure_venv; gates ;;
   run) shift; cmd_run "$@" ;;
-  *) echo "usage: bash deploy/dev.sh run|test [args]" >&2; exit 2 ;;
+  *) echo "usage: bash deploy/dev.sh run|test|lint [args]" >&2; exit 2 ;;
 esac
