@@ -14,7 +14,8 @@ import uvloop
 from keystore import migrate
 
 from proxy.cli import keys as cli_keys
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import Config, ConfigError
+from proxy.config_loader import load_config
 from proxy.log import setup_logging
 from proxy.runtime import local
 from proxy.runtime.resources import create_pool
@@ -24,9 +25,9 @@ from proxy.runtime.supervisor import Supervisor
 log = logging.getLogger("tokenhub")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, *, provider_keys: bool = True) -> Config:
     path = args.config or os.environ.get("TOKENHUB_CONFIG")
-    return load_config(Path(path) if path else None, os.environ)
+    return load_config(Path(path) if path else None, os.environ, provider_keys=provider_keys)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -46,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, provider_keys=False)  # migrate only talks to Postgres
     setup_logging(config.logging)
 
     async def run() -> list[str]:

@@ -1,15 +1,20 @@
-"""Configuration: a TOML file plus `TOKENHUB_<SECTION>__<KEY>` environment overrides, checked in one
-pass into frozen dataclasses. Every problem is collected into a single `ConfigError`."""
+"""Configuration types: one frozen dataclass per `[section]`, each checking its own values.
+
+Loading (TOML, `TOKENHUB_<SECTION>__<KEY>` overrides, type checks, one `ConfigError` listing every
+problem) lives in `proxy/config_loader.py`; it finds the sections by walking `Config`'s fields, so adding
+a section means adding its dataclass here (with a `problems()` method when it has rules beyond types)
+and a field on `Config` — nothing lists sections by hand.
+
+Conventions the loader relies on:
+- a field whose metadata says `resolved=True` is never read from the file or the environment: the
+  loader fills it (secrets from the environment, derived values);
+- `problems(self) -> list[str]` on a section returns its own rule violations, without the section name.
+"""
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +23,9 @@ from keystore import KeystoreSettings
 ENV_PREFIX = "TOKENHUB_"
 DEFAULT_ADMIN_TOKEN_ENV = "TOKENHUB_ADMIN_TOKEN"
 MIN_ADMIN_TOKEN_LEN = 16
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+API_STYLES = ("openai", "anthropic", "azure")
+RESOLVED: dict[str, Any] = {"resolved": True}  # field metadata: filled by the loader, never configured
 
 
 class ConfigError(Exception):
@@ -27,6 +34,16 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
         self.problems = problems
+
+
+def valid_listen(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,9 @@ class ServerConfig:
     keepalive_timeout_seconds: float = 75.0
     shutdown_grace_seconds: float = 30.0  # SIGTERM: in-flight streams may finish within this
 
+    def problems(self) -> list[str]:
+        return ["workers must be at least 1"] if self.workers < 1 else []
+
 
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
@@ -46,7 +66,7 @@ class AdminConfig:
     # Extra named admin tokens: name -> environment variable holding the token. The default token,
     # named "admin", comes from TOKENHUB_ADMIN_TOKEN.
     token_envs: dict[str, str] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict, repr=False)  # resolved name -> token
+    tokens: dict[str, str] = field(default_factory=dict, repr=False, metadata=RESOLVED)  # name -> token
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +77,11 @@ class PostgresConfig:
     pool_max: int = 10
     timeout_seconds: float = 2.0  # per query and per pool acquire
     connect_timeout_seconds: float = 2.0
-    password: str = field(default="", repr=False)
+    password: str = field(default="", repr=False, metadata=RESOLVED)
+
+    def problems(self) -> list[str]:
+        ok = urlsplit(self.dsn).scheme in ("postgres", "postgresql")
+        return [] if ok else ["dsn must be a postgresql:// URL"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +91,15 @@ class RedisConfig:
     timeout_seconds: float = 0.25
     connect_timeout_seconds: float = 0.25
 
+    def problems(self) -> list[str]:
+        ok = urlsplit(self.url).scheme.startswith(("redis", "unix"))
+        return [] if ok else ["url must be a redis:// or rediss:// URL"]
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
+    """The HTTP connection to providers: timeouts and pool sizes."""
+
     connect_timeout_seconds: float = 5.0
     first_byte_timeout_seconds: float = 120.0  # until the provider's response headers
     idle_timeout_seconds: float = 60.0  # between two chunks of a response body
@@ -82,14 +112,54 @@ class LoggingConfig:
     level: str = "INFO"
     format: str = "json"  # or "text"
 
+    def problems(self) -> list[str]:
+        out = []
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            out.append(f"level must be DEBUG, INFO, WARNING or ERROR, got {self.level!r}")
+        if self.format not in ("json", "text"):
+            out.append(f"format must be json or text, got {self.format!r}")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
+    """One `[[providers]]` entry. Models are addressed as `<name>/<model>`."""
+
     name: str
     base_url: str
     models: tuple[str, ...]
-    api_key_env: str = ""
-    api_key: str = field(default="", repr=False)
+    api: str = "openai"  # the provider's API style: "openai", "anthropic" or "azure"
+    api_key_env: str = ""  # the provider credential is read from this variable
+    anthropic_version: str = "2023-06-01"  # api = "anthropic": the anthropic-version header sent
+    api_version: str = ""  # api = "azure": the api-version query parameter
+    deployments: dict[str, str] = field(default_factory=dict)  # api = "azure": model -> deployment
+    prices: dict[str, ModelPrice] = field(default_factory=dict)  # model -> USD per million tokens
+    api_key: str = field(default="", repr=False, metadata=RESOLVED)
+
+    def problems(self) -> list[str]:
+        out = []
+        if not NAME_RE.fullmatch(self.name):
+            out.append("name must be lowercase letters, digits, '_', '.', '-'")
+        url = urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            out.append("base_url must be an http(s) URL")
+        if not self.models or not all(self.models):
+            out.append("models must be a non-empty list of model names")
+        if self.api not in API_STYLES:
+            out.append(f"api must be one of {', '.join(API_STYLES)}, got {self.api!r}")
+        if self.api == "azure" and not self.api_version:
+            out.append("api_version is required for api = \"azure\"")
+        out += [f"deployments: {m!r} is not in models" for m in self.deployments if m not in self.models]
+        out += [f"prices: {m!r} is not in models" for m in self.prices if m not in self.models]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,245 +173,3 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     providers: tuple[ProviderConfig, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)  # bare model name -> "provider/model"
-
-
-_SECTIONS: dict[str, type] = {
-    "server": ServerConfig, "admin": AdminConfig, "postgres": PostgresConfig, "redis": RedisConfig,
-    "keystore": KeystoreSettings, "upstream": UpstreamConfig, "logging": LoggingConfig,
-}
-# Filled from the environment or derived, never read from the file.
-_RESOLVED = {("admin", "tokens"), ("postgres", "password"), ("keystore", "namespace")}
-
-
-def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
-    """Read `path` (optional), apply environment overrides, check everything, raise one ConfigError."""
-    problems: list[str] = []
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError([f"config file {path} does not exist"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    raw = _apply_env_overrides(raw, environ, problems)
-    config = _build(raw, environ, problems)
-    if problems:
-        raise ConfigError(problems)
-    assert config is not None
-    return config
-
-
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        cls = _SECTIONS.get(section)
-        if cls is None or key not in {f.name for f in fields(cls)} or (section, key) in _RESOLVED:
-            problems.append(f"{name}: no setting [{section}] {key}")
-            continue
-        merged.setdefault(section, {})[key] = _EnvValue(value)
-    return merged
-
-
-@dataclass(frozen=True, slots=True)
-class _EnvValue:
-    """A string from the environment, converted to the field's type when the section is built."""
-
-    text: str
-
-
-def _build(raw: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> Config | None:
-    known = set(_SECTIONS) | {"providers", "aliases"}
-    problems += [f"unknown section [{s}]" for s in raw if s not in known]
-    built: dict[str, Any] = {}
-    for section, cls in _SECTIONS.items():
-        value = raw.get(section, {})
-        if not isinstance(value, dict):
-            problems.append(f"[{section}] must be a table")
-            continue
-        built[section] = _build_section(section, cls, value, problems)
-    providers = _build_providers(raw.get("providers", []), environ, problems)
-    aliases = _build_aliases(raw.get("aliases", {}), providers, problems)
-    if any(v is None for v in built.values()):
-        return None
-    return _resolve(Config(**built, providers=providers, aliases=aliases), environ, problems)
-
-
-def _build_section(section: str, cls: type, values: dict[str, Any], problems: list[str]) -> Any:
-    kwargs: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    for key, value in values.items():
-        if key not in names or (section, key) in _RESOLVED:
-            problems.append(f"[{section}] unknown setting {key!r}")
-            continue
-        try:
-            kwargs[key] = _coerce(value, hints[key])
-        except ValueError as exc:
-            problems.append(f"[{section}] {key}: {exc}")
-    try:
-        obj = cls(**kwargs)
-    except TypeError as exc:
-        problems.append(f"[{section}] {exc}")
-        return None
-    problems += [f"[{section}] {p}" for p in _check_section(obj)]
-    return obj
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """Check `value` against a field type; strings from the environment are converted first."""
-    origin = typing.get_origin(hint)
-    if isinstance(value, _EnvValue):
-        value = _parse_env(value.text, hint, origin)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"expected true or false, got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not isinstance(value, int)):
-            raise ValueError(f"expected {'an integer' if hint is int else 'a number'}, got {value!r}")
-        return hint(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {value!r}")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"expected a list of strings, got {value!r}")
-        return tuple(value)
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ValueError(f"expected a table of strings, got {value!r}")
-        return dict(value)
-    raise ValueError(f"unsupported type {hint}")
-
-
-def _parse_env(text: str, hint: Any, origin: Any) -> Any:
-    if hint is bool:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        return text
-    if hint in (int, float):
-        try:
-            return int(text) if hint is int else float(text)
-        except ValueError:
-            return text
-    if origin in (tuple, list, dict):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return [p.strip() for p in text.split(",") if p.strip()] if origin is not dict else text
-    return text
-
-
-def _check_section(obj: Any) -> list[str]:
-    out: list[str] = []
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-            out.append(f"{f.name} must not be negative")
-        if f.name == "listen" and not _valid_listen(v):
-            out.append(f"listen must be HOST:PORT, got {v!r}")
-    if isinstance(obj, ServerConfig) and obj.workers < 1:
-        out.append("workers must be at least 1")
-    if isinstance(obj, LoggingConfig):
-        if obj.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            out.append(f"level must be DEBUG, INFO, WARNING or ERROR, got {obj.level!r}")
-        if obj.format not in ("json", "text"):
-            out.append(f"format must be json or text, got {obj.format!r}")
-    if isinstance(obj, RedisConfig) and not urlsplit(obj.url).scheme.startswith(("redis", "unix")):
-        out.append("url must be a redis:// or rediss:// URL")
-    if isinstance(obj, PostgresConfig) and urlsplit(obj.dsn).scheme not in ("postgres", "postgresql"):
-        out.append("dsn must be a postgresql:// URL")
-    if isinstance(obj, KeystoreSettings) and obj.redis_ttl_seconds <= obj.fill_max_age_seconds:
-        out.append("redis_ttl_seconds must exceed fill_max_age_seconds")
-    return out
-
-
-def _valid_listen(value: str) -> bool:
-    host, sep, port = value.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
-
-
-def _build_providers(raw: Any, environ: Mapping[str, str], problems: list[str]) -> tuple[ProviderConfig, ...]:
-    if not isinstance(raw, list):
-        problems.append("[[providers]] must be an array of tables")
-        return ()
-    out: list[ProviderConfig] = []
-    allowed = {f.name for f in fields(ProviderConfig)} - {"api_key"}
-    for i, entry in enumerate(raw):
-        where = f"[[providers]] #{i + 1}"
-        if not isinstance(entry, dict):
-            problems.append(f"{where} must be a table")
-            continue
-        where = f"provider {entry.get('name', f'#{i + 1}')!r}"
-        problems += [f"{where}: unknown setting {k!r}" for k in entry if k not in allowed]
-        name, url, models = entry.get("name"), entry.get("base_url"), entry.get("models")
-        key_env = entry.get("api_key_env", "")
-        bad = len(problems)
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            problems.append(f"{where}: name must be lowercase letters, digits, '_', '.', '-'")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            problems.append(f"{where}: base_url must be an http(s) URL")
-        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
-            problems.append(f"{where}: models must be a non-empty list of model names")
-        if not isinstance(key_env, str):
-            problems.append(f"{where}: api_key_env must be the name of an environment variable")
-        elif key_env and not environ.get(key_env):
-            problems.append(f"{where}: environment variable {key_env} (api_key_env) is not set")
-        if len(problems) == bad:
-            assert isinstance(name, str) and isinstance(url, str) and isinstance(models, list)
-            out.append(ProviderConfig(name=name, base_url=url.rstrip("/"), models=tuple(models),
-                                      api_key_env=key_env, api_key=environ.get(key_env, "") if key_env else ""))
-    names = [p.name for p in out]
-    problems += [f"provider {n!r} is defined twice" for n in sorted({n for n in names if names.count(n) > 1})]
-    return tuple(out)
-
-
-def _build_aliases(raw: Any, providers: tuple[ProviderConfig, ...], problems: list[str]) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        problems.append("[aliases] must be a table of name = \"provider/model\"")
-        return {}
-    known = {f"{p.name}/{m}" for p in providers for m in p.models}
-    for alias, target in raw.items():
-        if not isinstance(target, str) or target not in known:
-            problems.append(f"[aliases] {alias} = {target!r}: not a configured provider/model")
-    return {k: v for k, v in raw.items() if isinstance(v, str)}
-
-
-def _resolve(config: Config, environ: Mapping[str, str], problems: list[str]) -> Config:
-    """Fill secrets from the environment and derived settings."""
-    tokens: dict[str, str] = {}
-    envs = {"admin": DEFAULT_ADMIN_TOKEN_ENV} | config.admin.token_envs
-    for name, env in envs.items():
-        token = environ.get(env, "")
-        if token and len(token) < MIN_ADMIN_TOKEN_LEN:
-            problems.append(f"admin token {name!r} ({env}) must be at least {MIN_ADMIN_TOKEN_LEN} characters")
-        elif token:
-            tokens[name] = token
-        elif name != "admin":
-            problems.append(f"admin token {name!r}: environment variable {env} is not set")
-    password = environ.get(config.postgres.password_env, "") if config.postgres.password_env else ""
-    if config.postgres.password_env and not password:
-        problems.append(f"[postgres] password_env: environment variable {config.postgres.password_env} is not set")
-    return Config(
-        server=config.server,
-        admin=replace(config.admin, tokens=tokens),
-        postgres=replace(config.postgres, password=password),
-        redis=config.redis,
-        keystore=replace(config.keystore, namespace=config.redis.namespace),
-        upstream=config.upstream, logging=config.logging, providers=config.providers, aliases=config.aliases,
-    )
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-

@@ -27,7 +27,8 @@ import uvloop
 
 from keystore import Actor, migrate
 
-from proxy.config import DEFAULT_ADMIN_TOKEN_ENV, Config, load_config
+from proxy.config import DEFAULT_ADMIN_TOKEN_ENV, Config
+from proxy.config_loader import load_config
 from proxy.log import setup_logging
 from proxy.runtime.demo import DEMO_MODELS, start_demo
 from proxy.runtime.resources import create_pool

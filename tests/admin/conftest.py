@@ -13,7 +13,8 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.app import create_admin_app, create_app
-from proxy.config import Config, load_config
+from proxy.config import Config
+from proxy.config_loader import load_config
 
 Client = TestClient[web.Request, web.Application]
 ADMIN_TOKEN = "admin-token-0123456789abcdef"

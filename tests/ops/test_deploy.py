@@ -17,7 +17,8 @@ import yaml
 
 from proxy.__main__ import build_parser
 from proxy.app import create_admin_app, create_app
-from proxy.config import Config, load_config, split_listen
+from proxy.config import Config, split_listen
+from proxy.config_loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
