@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,8 @@ class KeystoreSettings:
     stale_bound_seconds: float = 2.0  # while the revocation feed is down, trust cache entries this long
     pg_down_grace_seconds: float = 30.0  # Postgres down: serve keys verified this recently
 
-    namespace: str = "tokenhub"  # prefix of every Redis key and channel
+    # prefix of every Redis key and channel; set from [redis] namespace, never configured here
+    namespace: str = field(default="tokenhub", metadata={"resolved": True})
     ping_interval_seconds: float = 1.0  # revocation feed liveness PING
     resubscribe_delay_seconds: float = 0.5
     poll_interval_seconds: float = 1.0  # the Postgres change-log backstop
@@ -39,3 +40,9 @@ class KeystoreSettings:
     failure_window_seconds: float = 60.0
     max_waiting_per_key: int = 32  # verifications queued for one key id; beyond: 429 at once
     redis_retry_after_seconds: float = 1.0  # skip Redis this long after it failed
+
+    def problems(self) -> list[str]:
+        """This section's own rules (the config loader adds the section name)."""
+        if self.redis_ttl_seconds <= self.fill_max_age_seconds:
+            return ["redis_ttl_seconds must exceed fill_max_age_seconds"]
+        return []
