@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import orjson
 from cachetools import TLRUCache, TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .models import ApiKey, StoredKey
+from .models import StoredKey
+from .record import from_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -126,30 +125,11 @@ return 1
 
 
 def _dump(stored: StoredKey) -> bytes:
-    k = stored.key
-    body = {
-        "id": k.id, "name": k.name, "account": k.account, "hint": k.hint, "hash": stored.secret_hash,
-        "created_at": k.created_at, "expires_at": k.expires_at, "last_used_at": k.last_used_at,
-        "revoked_at": k.revoked_at, "allowed_models": k.allowed_models,
-        "allowed_providers": k.allowed_providers, "rotated_from": k.rotated_from, "version": k.version,
-    }
-    return str(k.version).encode() + b"|" + orjson.dumps(body)
-
-
-def _when(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+    return str(stored.key.version).encode() + b"|" + orjson.dumps(to_json(stored))
 
 
 def _load(raw: bytes) -> StoredKey:
-    body = orjson.loads(raw.split(b"|", 1)[1])
-    key = ApiKey(
-        id=body["id"], name=body["name"], account=body["account"], hint=body["hint"],
-        created_at=datetime.fromisoformat(body["created_at"]), expires_at=_when(body["expires_at"]),
-        last_used_at=_when(body["last_used_at"]), revoked_at=_when(body["revoked_at"]),
-        allowed_models=tuple(body["allowed_models"]), allowed_providers=tuple(body["allowed_providers"]),
-        rotated_from=body["rotated_from"], version=body["version"],
-    )
-    return StoredKey(key=key, secret_hash=body["hash"])
+    return from_json(orjson.loads(raw.split(b"|", 1)[1]))
 
 
 class RedisCache:

@@ -17,6 +17,7 @@ import asyncpg
 
 from .errors import DuplicateKey, InvalidInput, StorageUnavailable
 from .models import Actor, ApiKey, AuditEvent, StoredKey
+from .record import COLUMNS, INSERT_COLUMNS, from_row, insert_values
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 _MIGRATION_LOCK = 0x746F6B656E687562  # "tokenhub": one advisory lock id for all instances
-_KEY_COLUMNS = """id, name, account, hint, secret_hash, created_at, expires_at, last_used_at, revoked_at,
-                  allowed_models, allowed_providers, rotated_from, version"""
+_INSERT_KEY = (f"INSERT INTO api_keys ({', '.join(INSERT_COLUMNS)})"
+               f" VALUES ({', '.join(f'${i}' for i in range(1, len(INSERT_COLUMNS) + 1))})")
 
 
 def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -51,17 +52,6 @@ def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             raise StorageUnavailable(f"postgres unavailable: {exc.__class__.__name__}") from exc
 
     return wrapper
-
-
-def _to_stored(row: asyncpg.Record) -> StoredKey:
-    key = ApiKey(
-        id=row["id"], name=row["name"], account=row["account"], hint=row["hint"],
-        created_at=row["created_at"], expires_at=row["expires_at"], last_used_at=row["last_used_at"],
-        revoked_at=row["revoked_at"], allowed_models=tuple(row["allowed_models"]),
-        allowed_providers=tuple(row["allowed_providers"]), rotated_from=row["rotated_from"],
-        version=row["version"],
-    )
-    return StoredKey(key=key, secret_hash=row["secret_hash"])
 
 
 def encode_cursor(key: ApiKey) -> str:
@@ -128,22 +118,15 @@ class Database:
     async def fetch_key(self, key_id: str) -> StoredKey | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id, timeout=self._timeout
+                f"SELECT {COLUMNS} FROM api_keys WHERE id = $1", key_id, timeout=self._timeout
             )
-        return None if row is None else _to_stored(row)
+        return None if row is None else from_row(row)
 
     @_translated
     async def insert_key(self, stored: StoredKey, actor: Actor, action: str, details: dict[str, Any]) -> None:
         k = stored.key
         async with self._conn() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO api_keys (id, name, account, hint, secret_hash, created_at, expires_at,"
-                " allowed_models, allowed_providers, rotated_from, version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                k.id, k.name, k.account, k.hint, stored.secret_hash, k.created_at, k.expires_at,
-                list(k.allowed_models), list(k.allowed_providers), k.rotated_from, k.version,
-                timeout=self._timeout,
-            )
+            await self._insert(conn, stored)
             await self._audit(conn, k.created_at, actor, action, k.id, details)
 
     @_translated
@@ -155,7 +138,7 @@ class Database:
         sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"UPDATE api_keys SET {sets}, version = version + 1 WHERE id = $1 RETURNING {_KEY_COLUMNS}",
+                f"UPDATE api_keys SET {sets}, version = version + 1 WHERE id = $1 RETURNING {COLUMNS}",
                 key_id, *changes.values(), timeout=self._timeout,
             )
             if row is None:
@@ -164,13 +147,17 @@ class Database:
                 "INSERT INTO key_changes (key_id, version) VALUES ($1, $2)", key_id, row["version"]
             )
             await self._audit(conn, now, actor, action, key_id, details)
-        return _to_stored(row)
+        return from_row(row)
 
     @_translated
     async def audit_only(self, now: datetime, actor: Actor, action: str, key_id: str,
                          details: dict[str, Any]) -> None:
         async with self._conn() as conn:
             await self._audit(conn, now, actor, action, key_id, details)
+
+    async def _insert(self, conn: asyncpg.Connection, stored: StoredKey) -> None:
+        """The one INSERT of a key: every column of the record mapping (keystore/record.py)."""
+        await conn.execute(_INSERT_KEY, *insert_values(stored), timeout=self._timeout)
 
     async def _audit(self, conn: asyncpg.Connection, now: datetime, actor: Actor, action: str,
                      key_id: str | None, details: dict[str, Any]) -> None:
@@ -194,11 +181,11 @@ class Database:
             args.extend(cursor)
             where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
         args.append(limit)
-        sql = (f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {' AND '.join(where)}"
+        sql = (f"SELECT {COLUMNS} FROM api_keys WHERE {' AND '.join(where)}"
                f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}")
         async with self._conn() as conn:
             rows = await conn.fetch(sql, *args, timeout=self._timeout)
-        return [_to_stored(r).key for r in rows]
+        return [from_row(r).key for r in rows]
 
     @_translated
     async def list_audit(self, *, key_id: str | None, limit: int) -> list[AuditEvent]:
@@ -258,26 +245,19 @@ class Database:
         """
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE", old_id, timeout=self._timeout
+                f"SELECT {COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE", old_id, timeout=self._timeout
             )
             if row is None:
                 return None
-            new = build_new(_to_stored(row))
+            new = build_new(from_row(row))
             k = new.key
-            await conn.execute(
-                "INSERT INTO api_keys (id, name, account, hint, secret_hash, created_at, expires_at,"
-                " allowed_models, allowed_providers, rotated_from, version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                k.id, k.name, k.account, k.hint, new.secret_hash, k.created_at, k.expires_at,
-                list(k.allowed_models), list(k.allowed_providers), old_id, k.version,
-                timeout=self._timeout,
-            )
+            await self._insert(conn, new)
             old = await conn.fetchrow(
                 "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, 'infinity'), $2),"
-                f" version = version + 1 WHERE id = $1 RETURNING {_KEY_COLUMNS}",
+                f" version = version + 1 WHERE id = $1 RETURNING {COLUMNS}",
                 old_id, old_revoked_at, timeout=self._timeout,
             )
             await conn.execute("INSERT INTO key_changes (key_id, version) VALUES ($1, $2)", old_id, old["version"])
             await self._audit(conn, k.created_at, actor, "key.rotate", old_id, details | {"new_key_id": k.id})
             await self._audit(conn, k.created_at, actor, "key.create", k.id, {"rotated_from": old_id})
-        return _to_stored(old), new
+        return from_row(old), new

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import uuid
@@ -217,7 +218,7 @@ class KeyStore:
             stored = await self.db.fetch_key(key_id)
         else:
             stored = await self.db.update_key(
-                key_id, {"revoked_at": min(current.revoked_at or now, now)}, now, actor, "key.revoke", {})
+                key_id, {"revoked_at": min(current.revoked_at or now, now), "revoked": True}, now, actor, "key.revoke", {})
         if stored is None:
             raise NotFound(f"no key with id {key_id!r}")
         log.info("key %s revoked by %s", key_id, actor.name)
@@ -237,11 +238,11 @@ class KeyStore:
         def build(old: StoredKey) -> StoredKey:
             o = old.key
             lifetime = None if o.expires_at is None else o.expires_at - o.created_at
-            return StoredKey(ApiKey(
-                id=new_id, name=o.name, account=o.account, hint=keygen.hint(full), created_at=now,
+            # Every field not named here (restrictions, and whatever a key gains later) is copied.
+            return StoredKey(dataclasses.replace(
+                o, id=new_id, hint=keygen.hint(full), created_at=now,
                 expires_at=None if lifetime is None else now + lifetime, last_used_at=None, revoked_at=None,
-                allowed_models=o.allowed_models, allowed_providers=o.allowed_providers,
-                rotated_from=o.id, version=1), secret_hash)
+                revoked=False, rotated_from=o.id, version=1), secret_hash)
 
         result = await self.db.rotate_key(key_id, build, now + timedelta(seconds=grace_seconds), actor,
                                           {"grace_seconds": grace_seconds})
