@@ -140,9 +140,27 @@ def error_body(message: str, error_type: str, param: str | None, code: str | Non
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def render(exc: ProxyError) -> web.Response:
+class ErrorShape:
+    """How the errors we create are written for one inbound API: OpenAI's shape here; a provider style
+    whose clients expect another (Anthropic's on /v1/messages) subclasses it. The request path puts the
+    endpoint's shape on the request (`ERROR_SHAPE`) before authenticating, so every error we create on
+    that endpoint, 401s included, comes out in the shape its SDK parses."""
+
+    def body(self, exc: ProxyError) -> dict[str, Any]:
+        return error_body(exc.message, exc.error_type, exc.param, exc.code)
+
+    def stream_event(self, exc: ProxyError) -> bytes:
+        """The SSE event that tells a streaming client the answer failed after it started."""
+        return b"data: " + orjson.dumps(self.body(exc)) + b"\n\n"
+
+
+OPENAI_ERRORS = ErrorShape()
+ERROR_SHAPE = web.RequestKey("error_shape", ErrorShape)
+
+
+def render(exc: ProxyError, shape: ErrorShape = OPENAI_ERRORS) -> web.Response:
     response = web.Response(
-        status=exc.status, body=orjson.dumps(error_body(exc.message, exc.error_type, exc.param, exc.code)),
+        status=exc.status, body=orjson.dumps(shape.body(exc)),
         content_type="application/json", headers=exc.headers,
     )
     if exc.headers.get("Connection", "").lower() == "close":
@@ -167,16 +185,16 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except ProxyError as exc:
-        return render(exc)
+        return render(exc, request.get(ERROR_SHAPE, OPENAI_ERRORS))
     except keystore.KeystoreError as exc:
         mapped = from_keystore(exc)
         if mapped.status == 401:
             log.warning("authentication failed: %s", exc)  # the specific reason goes only to the log
-        return render(mapped)
+        return render(mapped, request.get(ERROR_SHAPE, OPENAI_ERRORS))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return render(_from_http(exc))
+        return render(_from_http(exc), request.get(ERROR_SHAPE, OPENAI_ERRORS))
     except ConnectionResetError:
         # The client left before its answer could be written (e.g. while response headers were being
         # sent): nobody to answer, not a server error. Handle it like a disconnect-cancelled handler.
@@ -184,4 +202,5 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
         raise asyncio.CancelledError from None
     except Exception:  # the one place that turns surprises into a generic 500
         log.exception("unhandled error")
-        return render(ProxyError(f"Internal error (request id {REQUEST_ID.get()})."))
+        return render(ProxyError(f"Internal error (request id {REQUEST_ID.get()})."),
+                      request.get(ERROR_SHAPE, OPENAI_ERRORS))
