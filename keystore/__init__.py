@@ -15,6 +15,7 @@ from .errors import (
 )
 from .hashing import Overloaded
 from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation
+from .responses import ResponseOwner, ResponseOwners
 from .service import STATUSES, KeyStore, migrate
 from .settings import KeystoreSettings
 from .verify import Hooks
@@ -40,6 +41,8 @@ __all__ = [
     "Overloaded",
     "Propagation",
     "RateLimited",
+    "ResponseOwner",
+    "ResponseOwners",
     "RevokedKey",
     "StorageUnavailable",
     "UnknownKey",
