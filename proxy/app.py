@@ -13,10 +13,11 @@ from proxy.errors import error_mw
 from proxy.gateway import forward
 from proxy.gateway.providers import ProviderTable
 from proxy.log import add_request_id_header, request_id_mw
+from proxy.metering.ctx import metering_ctx
 from proxy.runtime import health
 from proxy.runtime.metrics import Metrics
 from proxy.runtime.resources import storage_ctx, upstream_http_ctx
-from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METRICS, PROVIDERS, STARTED
+from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METER, METRICS, PROVIDERS, STARTED
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -31,7 +32,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     root[STARTED] = [False]
     if clock is not None:
         root[CLOCK] = clock
-    root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx])
+    # metering_ctx last: torn down first, after the drain, with its own pool (the final usage write)
+    root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx, metering_ctx])
     root.on_response_prepare.append(add_request_id_header)
     root.add_routes(health.routes)
     root.add_subapp("/v1/", forward.make_subapp())
@@ -50,6 +52,8 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
 
     async def share_keystore(admin_app: web.Application) -> None:
         admin_app[KEYSTORE] = proxy_app[KEYSTORE]
+        if METER in proxy_app:
+            admin_app[METER] = proxy_app[METER]
 
     app.on_startup.append(share_keystore)
     app.on_response_prepare.append(add_request_id_header)

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from keystore import KeystoreSettings
 
+from proxy.metering.settings import MeteringConfig
+
 ENV_PREFIX = "TOKENHUB_"
 DEFAULT_ADMIN_TOKEN_ENV = "TOKENHUB_ADMIN_TOKEN"
 MIN_ADMIN_TOKEN_LEN = 16
@@ -171,5 +173,6 @@ class Config:
     keystore: KeystoreSettings = field(default_factory=KeystoreSettings)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metering: MeteringConfig = field(default_factory=MeteringConfig)
     providers: tuple[ProviderConfig, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)  # bare model name -> "provider/model"

@@ -9,6 +9,7 @@ from keystore import Clock, KeyStore
 
 from proxy.config import Config
 from proxy.gateway.providers import ProviderTable
+from proxy.metering.meter import Meter
 from proxy.runtime.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
@@ -19,4 +20,5 @@ METRICS = web.AppKey("metrics", Metrics)
 # [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
 STARTED = web.AppKey("started", list)
 DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
+METER = web.AppKey("meter", Meter)  # absent when [metering] enabled = false
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock

@@ -25,6 +25,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from keystore import KeyStore
 
+from proxy.metering.metrics import UsageMetrics
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # prometheus-client chooses its value storage from this variable when it is imported; we follow the
 # same switch so the two can never disagree.
@@ -45,6 +47,7 @@ class Metrics:
     def __init__(self) -> None:
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.registry = r = CollectorRegistry()
+        self.usage = UsageMetrics(r)  # metering: tokens and cost by provider and model
         self.requests = Counter("tokenhub_requests", "Requests by route and status", ["route", "status"],
                                 registry=r)
         self.latency = Histogram("tokenhub_request_duration_seconds", "Request latency (to the last byte)",
