@@ -58,14 +58,20 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
                              headers={"Connection": "close"}) from None
 
 
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object carrying a string `model`; InvalidRequest otherwise."""
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; InvalidRequest otherwise."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object carrying a string `model`; InvalidRequest otherwise."""
+    body = parse_object(raw)
     model = body.get("model")
     if model is None:
         raise InvalidRequest("You must provide a model parameter.", param="model")
