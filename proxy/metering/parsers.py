@@ -146,11 +146,12 @@ def _boundary_after(data: bytes, start: int) -> int:
 
 def _boundary_before(data: bytes, pos: int) -> int:
     """The index just past the last blank line before `pos` (0 when none)."""
-    return max(data.rfind(b"\n\n", 0, pos) + 2, data.rfind(b"\r\n\r\n", 0, pos) + 4, 0)
+    a, b = data.rfind(b"\n\n", 0, pos), data.rfind(b"\r\n\r\n", 0, pos)
+    return max(a + 2 if a >= 0 else 0, b + 4 if b >= 0 else 0)
 
 
 def _last_boundary(data: bytes) -> int:
-    return max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+    return _boundary_before(data, len(data))
 
 
 def _event_data(event: bytes) -> bytes:
