@@ -20,5 +20,5 @@ METRICS = web.AppKey("metrics", Metrics)
 # [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
 STARTED = web.AppKey("started", list)
 DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
-METER = web.AppKey("meter", Meter)  # absent when [metering] enabled = false
+METER = web.AppKey("meter", Meter)  # usage metering (its `config.enabled` says whether it meters)
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock

@@ -64,7 +64,7 @@ class Aggregator:
     """`add()` on the request path (no I/O); `flush()` from a loop and from the drain."""
 
     def __init__(self, db: UsageDatabase, *, max_cells: int, on_drop: Callable[[Usage], None] | None = None) -> None:
-        self._db = db
+        self.db = db
         self.max_cells = max_cells
         self._current = Batch()
         self._sealed: list[Batch] = []
@@ -106,7 +106,7 @@ class Aggregator:
             written = 0
             while self._sealed:
                 batch = self._sealed[0]
-                if not await self._db.write_batch(batch.id, batch.rows()):
+                if not await self.db.write_batch(batch.id, batch.rows()):
                     log.info("usage batch %s had been written already (a retried write)", batch.id)
                 self._sealed.pop(0)
                 self._held -= len(batch.cells)

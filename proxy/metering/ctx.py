@@ -1,5 +1,7 @@
 """The metering cleanup context: its own small Postgres pool (usage writes never queue behind key
-checks), the `Meter`, its flush loop, and the last flush when the app is cleaned up (after the drain)."""
+checks), the `Meter`, its flush loop, and the last flush when the app is cleaned up (after the drain).
+With `[metering] enabled = false` nothing is metered or written, but the usage already in Postgres can
+still be read through the admin API."""
 
 from __future__ import annotations
 
@@ -24,9 +26,6 @@ _POOL_SIZE = 2
 
 async def metering_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    if not config.metering.enabled:
-        yield
-        return
     pg = config.postgres
     pool = await asyncpg.create_pool(pg.dsn, min_size=0, max_size=_POOL_SIZE, timeout=pg.connect_timeout_seconds,
                                      command_timeout=pg.timeout_seconds, password=pg.password or None,
@@ -35,13 +34,14 @@ async def metering_ctx(app: web.Application) -> AsyncIterator[None]:
     db = UsageDatabase(pool, timeout=pg.timeout_seconds)
     aggregator = Aggregator(db, max_cells=config.metering.max_cells)
     meter = Meter(config.metering, aggregator, app[METRICS].usage, config.providers, app.get(CLOCK) or Clock())
-    app[METER] = meter
-    loop = asyncio.create_task(meter.flush_forever())
+    app[METER] = meter  # also when disabled: the admin API still reads what was metered before
+    loop = asyncio.create_task(meter.flush_forever()) if config.metering.enabled else None
     try:
         yield
     finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
-        await meter.close()
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            await meter.close()
         await pool.close()

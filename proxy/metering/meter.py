@@ -51,6 +51,7 @@ class Meter:
     def __init__(self, config: MeteringConfig, aggregator: Aggregator, metrics: UsageMetrics,
                  providers: Iterable[ProviderConfig], clock: Clock) -> None:
         self.config, self.aggregator, self.metrics, self.clock = config, aggregator, metrics, clock
+        self.db = aggregator.db  # the admin API reads the rollups through it
         self._prices = prices_of(providers)
         aggregator.on_drop = self.dropped
 

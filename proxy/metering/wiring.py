@@ -1,0 +1,27 @@
+"""The request path's one call into metering: `metering_tap()` before a request is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from proxy.gateway.providers import Route
+from proxy.metering.meter import ask_for_usage
+from proxy.metering.parsers import OPENAI, UsageFormat
+from proxy.metering.tap import MeteringTap
+from proxy.state import METER
+
+
+def metering_tap(request: web.Request, key_id: str, route: Route, body: dict[str, Any] | None,
+                 fmt: UsageFormat | None = OPENAI, *, ask_usage: bool = True) -> MeteringTap | None:
+    """The tap metering this request (None when metering is off or the endpoint reports no usage).
+
+    Call it after `body` is final but before it is serialised: for a stream that did not ask for
+    usage (and `ask_usage`, the endpoint's `stream_options.include_usage`), it asks, and the tap then
+    cuts the answer to that question from the client's stream."""
+    meter = request.config_dict.get(METER)
+    if meter is None or fmt is None or not meter.config.enabled:
+        return None
+    strip = ask_usage and body is not None and meter.config.inject_stream_usage and ask_for_usage(body)
+    return meter.tap(request, key_id, route.provider.name, route.model, route.full, fmt, strip=strip)
