@@ -144,6 +144,9 @@ class ProviderConfig:
     api_version: str = ""  # api = "azure": the api-version query parameter
     deployments: dict[str, str] = field(default_factory=dict)  # api = "azure": model -> deployment
     prices: dict[str, ModelPrice] = field(default_factory=dict)  # model -> USD per million tokens
+    # The endpoint families served (README "Endpoint policy"); empty: the style's inference endpoints.
+    endpoints: tuple[str, ...] = ()
+    anthropic_betas: tuple[str, ...] = ()  # api = "anthropic": anthropic-beta values allowed beyond the built-in list
     api_key: str = field(default="", repr=False, metadata=RESOLVED)
 
     def problems(self) -> list[str]:
@@ -161,7 +164,8 @@ class ProviderConfig:
             out.append("api_version is required for api = \"azure\"")
         out += [f"deployments: {m!r} is not in models" for m in self.deployments if m not in self.models]
         out += [f"prices: {m!r} is not in models" for m in self.prices if m not in self.models]
-        return out
+        from proxy.gateway.styles import endpoint_problems  # the style seam knows its endpoints
+        return out + endpoint_problems(self.api, self.endpoints)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,82 +1,214 @@
-"""The `/v1/` sub-application: authenticate (auth.py), check the model, forward to the provider, stream
-the answer back (relay.py).
+"""The API listeners' request path: the endpoint table decides what may be called, the provider's
+style how it is called. Authenticate (auth.py), find the route, check it, forward, relay (relay.py).
 
-Every JSON POST under `/v1/` that carries a `model` goes through the same path: the body is read under
-a byte limit, parsed once, the model resolved (`provider/model` or an alias) and checked against the
-key's restrictions before anything leaves the proxy, then the *parsed* object is re-serialised with the
-provider's own model name and sent to the provider's `base_url` + the path after `/v1`.
+Order of work for every endpoint in the table (styles/endpoints.py):
+
+1. `endpoint_mw` finds the endpoint (anything not in the table is a 404 from the router, before any
+   upstream contact) and puts its error shape on the request, so even a 401 comes out in the shape the
+   client's SDK parses; then auth.py authenticates the key.
+2. The route (provider and model) comes from where the endpoint keeps the model: the JSON body, the
+   path's deployment (Azure's own paths) or the record of who created a stored response.
+3. The key must be allowed the route (403), the provider must serve the endpoint (404), body fields that
+   name models or stored objects no check can vouch for are refused (400), and a
+   `previous_response_id` must be one this key created (404).
+4. The *parsed* body is re-serialised with the provider's model name; the style builds the URL and the
+   credential headers; the client's query string goes on only where the endpoint allows it.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
-from keystore import ApiKey
+from keystore import ApiKey, ResponseOwner
 
-from proxy.errors import Forbidden, NotFound
+from proxy.config import ProviderConfig
+from proxy.errors import ERROR_SHAPE, Forbidden, Handler, InvalidRequest, NotFound
 from proxy.gateway.auth import API_KEY, auth_mw
-from proxy.gateway.body import parse_json, read_body
+from proxy.gateway.body import parse_json, parse_object, read_body
 from proxy.gateway.headers import outbound_headers
 from proxy.gateway.providers import ProviderTable, Route
 from proxy.gateway.relay import relay
+from proxy.gateway.styles import ENDPOINTS, Endpoint, ModelAt, Owner, Style
+from proxy.gateway.styles.owners import ID_RE, RESPONSE_OWNERS, IdTap, owned, remember
 from proxy.log import REQUEST_ID_KEY
+from proxy.metering.wiring import combine, metering_tap
 from proxy.state import CONFIG, PROVIDERS, UPSTREAM_HTTP
 
-# The path after /v1 that may be forwarded: plain segments only, so nothing can walk out of the
-# provider's base_url ("..", encoded slashes or dots) or smuggle bytes into the request line.
-_FORWARDABLE_PATH = re.compile(r"(?:/(?!\.{1,2}(?:/|$))[A-Za-z0-9_.~-]+)+")
 _MAX_ECHO = 200  # longest model name we repeat back in an error message
+ENDPOINT = web.RequestKey("endpoint", Endpoint)
+_BY_ROUTE = {(e.method, e.path): e for e in ENDPOINTS}
+_OWNED_FIELDS = ("previous_response_id",)  # body fields naming a stored response (Owner.CREATES endpoints)
+
+
+@web.middleware
+async def endpoint_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    endpoint = _BY_ROUTE.get((request.method, resource.canonical)) if resource is not None else None
+    if endpoint is not None:
+        request[ENDPOINT] = endpoint
+        request[ERROR_SHAPE] = endpoint.errors
+    return await handler(request)
+
+
+def _endpoint_routes(prefix: str) -> list[web.RouteDef]:
+    return [web.route(e.method, e.path.removeprefix(prefix), forward) for e in ENDPOINTS
+            if e.path.startswith(prefix + "/")]
 
 
 def make_subapp() -> web.Application:
-    app = web.Application(middlewares=[auth_mw])
-    app.add_routes([
-        web.get("/models", list_models),
-        web.get("/models/{model:.+}", get_model),
-        web.post("/chat/completions", forward_json),
-        web.post("/completions", forward_json),
-        web.post("/embeddings", forward_json),
-        web.post("/{path:.+}", forward_json),  # any other JSON endpoint that carries a model
-    ])
+    """`/v1/`: the models list and every `/v1/…` endpoint of the table."""
+    app = web.Application(middlewares=[endpoint_mw, auth_mw])
+    app.add_routes([web.get("/models", list_models), web.get("/models/{model:.+}", get_model),
+                    *_endpoint_routes("/v1")])
+    return app
+
+
+def make_azure_subapp() -> web.Application:
+    """`/openai/`: the AzureOpenAI client's own deployment paths."""
+    app = web.Application(middlewares=[endpoint_mw, auth_mw])
+    app.add_routes(_endpoint_routes("/openai"))
     return app
 
 
 def resolve_for_key(providers: ProviderTable, key: ApiKey, requested: str) -> Route:
     """The route serving `requested`; 404 when no provider serves it, 403 when the key may not use it
     (without saying what it may use)."""
-    route = providers.resolve(requested)
+    return _checked(providers.resolve(requested), key, requested)
+
+
+def _checked(route: Route | None, key: ApiKey, requested: str, param: str = "model") -> Route:
     if route is None:
         raise NotFound(f"The model '{requested[:_MAX_ECHO]}' does not exist or is not served here.",
-                       param="model", code="model_not_found")
+                       param=param, code="model_not_found")
     if not key.allows(route.provider.name, route.full):
-        raise Forbidden("This API key is not allowed to use this model.", param="model")
+        raise Forbidden("This API key is not allowed to use this model.", param=param)
     return route
 
 
-def _upstream_path(request: web.Request) -> str:
-    path = request.rel_url.raw_path[3:]  # the sub-app is mounted at /v1
-    if not _FORWARDABLE_PATH.fullmatch(path):
-        raise NotFound("Unknown path.", code=None)
-    query = request.rel_url.raw_query_string
-    return f"{path}?{query}" if query else path
+def _served(providers: ProviderTable, route: Route, endpoint: Endpoint, requested: str) -> Route:
+    if not providers.serves(route, endpoint):
+        raise NotFound(f"The model '{requested[:_MAX_ECHO]}' is not served on {endpoint.path}.",
+                       param="model", code="model_not_found")
+    return route
 
 
-async def forward_json(request: web.Request) -> web.StreamResponse:
+def _path_params(request: web.Request) -> dict[str, str]:
+    params = dict(request.match_info)
+    if "id" in params and not ID_RE.fullmatch(params["id"]):
+        raise NotFound(f"No response found with id '{params['id'][:80]}'.", code="response_not_found")
+    return params
+
+
+def _refuse_unchecked(body: dict[str, Any], endpoint: Endpoint) -> None:
+    for name in endpoint.refused:
+        outer, _, inner = name.partition("[].")
+        value = body.get(outer)
+        found = value is not None if not inner else (
+            isinstance(value, list) and any(isinstance(v, dict) and v.get(inner) is not None for v in value))
+        if found:
+            raise InvalidRequest(f"'{name}' is not accepted by this gateway: the models or stored objects it "
+                                 "names cannot be checked against your key's permissions.",
+                                 param=name, code="unsupported_parameter")
+
+
+async def _by_deployment(request: web.Request, providers: ProviderTable, key: ApiKey, params: dict[str, str],
+                         body: dict[str, Any]) -> Route:
+    deployment = params["deployment"]
+    route = _checked(providers.resolve_deployment(deployment), key, deployment)
+    named = body.get("model")
+    if named is not None and (not isinstance(named, str) or providers.resolve_deployment(named) != route):
+        raise InvalidRequest("The body's model does not name the path's deployment.", param="model")
+    return route
+
+
+async def _by_owner(request: web.Request, providers: ProviderTable, key: ApiKey, response_id: str,
+                    param: str | None = None) -> tuple[Route, ResponseOwner]:
+    owner = await owned(request.config_dict[RESPONSE_OWNERS], key, response_id, param)
+    route = providers.resolve(owner.model)
+    if route is None:  # the model has since left the config: nothing can serve the response
+        raise NotFound(f"No response found with id '{response_id}'.", param=param, code="response_not_found")
+    return _checked(route, key, owner.model), owner
+
+
+async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: dict[str, str],
+                 body: dict[str, Any] | None) -> Route:
+    providers = request.config_dict[PROVIDERS]
+    if endpoint.model_at is ModelAt.OWNER:
+        route, _ = await _by_owner(request, providers, key, params["id"])
+        return _served(providers, route, endpoint, route.full)
+    assert body is not None
+    if endpoint.model_at is ModelAt.DEPLOYMENT:
+        route = await _by_deployment(request, providers, key, params, body)
+    else:
+        route = resolve_for_key(providers, key, body["model"])
+    _served(providers, route, endpoint, route.full)
+    _refuse_unchecked(body, endpoint)
+    if endpoint.owner is Owner.CREATES:
+        for name in _OWNED_FIELDS:
+            if isinstance(body.get(name), str):
+                previous, _ = await _by_owner(request, providers, key, body[name], param=name)
+                if previous.provider.name != route.provider.name:
+                    raise NotFound(f"No response found with id '{body[name]}'.", param=name,
+                                   code="response_not_found")
+    return route
+
+
+async def _read(request: web.Request, endpoint: Endpoint) -> dict[str, Any] | None:
+    if endpoint.model_at is ModelAt.OWNER:
+        return None  # reads, deletes and cancels of a stored response: no body is forwarded
+    server = request.config_dict[CONFIG].server
+    raw = await read_body(request, server.max_body_bytes, server.body_timeout_seconds)
+    return parse_json(raw) if endpoint.model_at is ModelAt.BODY else parse_object(raw)
+
+
+def _id_tap(request: web.Request, key: ApiKey, route: Route) -> IdTap:
+    owners = request.config_dict[RESPONSE_OWNERS]
+    return IdTap(lambda found: request.setdefault(_WRITING, []).append(
+        remember(owners, ResponseOwner(found, key.id, route.provider.name, route.full))))
+
+
+_WRITING = web.RequestKey("owner_writes", list)
+
+
+def _headers(request: web.Request, style: Style, provider: ProviderConfig) -> CIMultiDict[str]:
+    """The allowed client headers (headers.py), then what the style sets or removes (its credential)."""
+    headers = outbound_headers(request.headers, "", request[REQUEST_ID_KEY])
+    for name, value in style.headers(provider, request.headers).items():
+        if value is None:
+            headers.popall(name, None)
+        else:
+            headers[name] = value
+    return headers
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    endpoint = request[ENDPOINT]
     config_dict = request.config_dict
-    config = config_dict[CONFIG]
-    path = _upstream_path(request)
-    raw = await read_body(request, config.server.max_body_bytes, config.server.body_timeout_seconds)
-    body = parse_json(raw)
-    route = resolve_for_key(config_dict[PROVIDERS], request[API_KEY], body["model"])
-    body["model"] = route.model
-    provider = route.provider
-    headers = outbound_headers(request.headers, provider.api_key, request[REQUEST_ID_KEY])
-    return await relay(request, config_dict[UPSTREAM_HTTP], provider.base_url + path, orjson.dumps(body),
-                       headers, config.upstream, provider.name)
+    key = request[API_KEY]
+    params = _path_params(request)
+    body = await _read(request, endpoint)
+    route = await _route(request, endpoint, key, params, body)
+    style, provider = route.style, route.provider
+    model = style.upstream_model(provider, route.model)
+    if body is not None:
+        body["model"] = model
+    headers = _headers(request, style, provider)
+    query = request.rel_url.raw_query_string if endpoint.query else ""
+    url = style.url(provider, endpoint, model, params, query)
+    # metering_tap may ask a stream for its usage (body changed), so it comes before the body is serialised
+    tap = combine(metering_tap(request, key.id, route, body, endpoint.usage, ask_usage=endpoint.ask_usage),
+                  _id_tap(request, key, route) if endpoint.owner is Owner.CREATES else None)
+    payload = orjson.dumps(body) if body is not None else b""
+    response = await relay(request, config_dict[UPSTREAM_HTTP], url, payload, headers, config_dict[CONFIG].upstream,
+                           provider.name, tap)
+    for write in request.get(_WRITING, ()):
+        await asyncio.shield(write)  # a whole answer is sent only once its creator is on record
+    return response
 
 
 def _model_object(name: str, route: Route) -> dict[str, Any]:
@@ -84,7 +216,7 @@ def _model_object(name: str, route: Route) -> dict[str, Any]:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """What this key may call: `provider/model` names first, then the aliases that lead to them."""
+    """What this key may call, of every style: `provider/model` names first, then the aliases."""
     key = request[API_KEY]
     providers = request.config_dict[PROVIDERS]
     data = [_model_object(name, route) for name, route in providers.names()
