@@ -253,10 +253,17 @@ def _resolve(config: C, environ: Mapping[str, str], problems: list[str], *, prov
     password = environ.get(pg.password_env, "") if pg.password_env else ""
     if pg.password_env and not password:
         problems.append(f"[postgres] password_env: environment variable {pg.password_env} is not set")
+    rd = config.redis
+    for setting, env in (("password_env", rd.password_env), ("sentinel_password_env", rd.sentinel_password_env)):
+        if env and not environ.get(env):
+            problems.append(f"[redis] {setting}: environment variable {env} is not set")
+    redis_password = environ.get(rd.password_env, "") if rd.password_env else ""
+    sentinel_password = environ.get(rd.sentinel_password_env, "") if rd.sentinel_password_env else ""
     providers = []
     for p in config.providers:
         if p.api_key_env and not environ.get(p.api_key_env) and provider_keys:
             problems.append(f"provider {p.name!r}: environment variable {p.api_key_env} (api_key_env) is not set")
         providers.append(replace(p, api_key=environ.get(p.api_key_env, "") if p.api_key_env else ""))
     return replace(config, admin=replace(config.admin, tokens=tokens), postgres=replace(pg, password=password),
+                   redis=replace(rd, password=redis_password, sentinel_password=sentinel_password),
                    keystore=replace(config.keystore, namespace=config.redis.namespace), providers=tuple(providers))

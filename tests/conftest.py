@@ -19,6 +19,9 @@ from keystore import Hooks, KeyStore, KeystoreSettings
 from keystore.pg import Database
 from tests.support import FakeClock, QueryCounter
 
+from proxy.config import PostgresConfig
+from proxy.runtime.resources import pool_options
+
 TABLES = "api_keys, key_changes, audit_log"
 
 
@@ -39,10 +42,15 @@ def redis_url() -> str:
     return _service_url("TEST_REDIS_URL")
 
 
+# TEST_PGBOUNCER=1: TEST_DATABASE_URL is PgBouncer in transaction mode (tests/fleet/test_pgbouncer.py runs
+# the keystore tests so); pools then get the options the proxy uses behind it ([postgres] pgbouncer).
+PG_OPTIONS = pool_options(PostgresConfig(pgbouncer=bool(os.environ.get("TEST_PGBOUNCER"))))
+
+
 @pytest.fixture(scope="session")
 def migrated(database_url: str) -> None:
     async def migrate() -> None:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, **PG_OPTIONS)
         try:
             await Database(pool).migrate()
         finally:
@@ -61,7 +69,7 @@ async def open_pool(url: str, counter: QueryCounter | None = None, **kw: Any) ->
         if counter is not None:
             conn.add_query_logger(counter)
 
-    return await asyncpg.create_pool(url, min_size=1, max_size=10, init=init, timeout=5, **kw)
+    return await asyncpg.create_pool(url, min_size=1, max_size=10, init=init, timeout=5, **(PG_OPTIONS | kw))
 
 
 @pytest.fixture

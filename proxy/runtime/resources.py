@@ -8,39 +8,167 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
-from keystore import KeyStore, StorageUnavailable
+from keystore import KeyStore
 
-from proxy.config import Config
+from proxy.config import Config, PostgresConfig, RedisConfig, split_listen
 from proxy.state import CLOCK, CONFIG, KEYSTORE, METRICS, UPSTREAM_HTTP
 
 log = logging.getLogger(__name__)
 
 
-def redis_clients(config: Config) -> tuple[Redis, Redis]:
-    """The command/cache client (short timeouts) and the pub/sub client (no read timeout: it is
-    PINGed instead, and no silent internal retries: the feed loop resubscribes and flushes itself)."""
+class Cluster(RedisCluster):
+    """redis-py's cluster client, except that "the cluster cannot be reached" is a RedisError like every
+    other Redis failure (redis-py raises RedisClusterException, which is not one), so every caller that
+    treats Redis as a cache falls back instead of failing the request."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"redis cluster unavailable: {exc}") from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        # mypy sees an abstract attribute that ClusterPipeline.__init__ sets: it is not abstract.
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"redis cluster unavailable: {exc}") from exc
+
+
+class ClusterFeed:
+    """Where the revocation feed subscribes on a Redis Cluster.
+
+    A PUBLISH on any node of a cluster reaches the subscribers of every node, so the feed subscribes
+    (through redis-py's cluster pub/sub) on one node at a time, the next known node after each failure.
+    A node's failure is a lost feed like any other: the keystore resubscribes and flushes its cache.
+    """
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._cluster = cluster
+        self._turn = 0
+
+    def pubsub(self) -> PubSub:
+        nodes = self._cluster.get_nodes()
+        if not nodes:  # topology not known yet (nothing reached the cluster): fail this attempt
+            return _Unready(self._cluster)
+        self._turn += 1
+        return self._cluster.pubsub(node=nodes[self._turn % len(nodes)])
+
+    async def aclose(self) -> None:
+        """Nothing of its own: its connections belong to the cluster client's node pools."""
+
+
+class _Unready(PubSub):
+    def __init__(self, cluster: RedisCluster) -> None:
+        super().__init__(connection_pool=None)  # type: ignore[arg-type]
+        self._cluster = cluster
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await self._cluster.initialize()
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"redis cluster unavailable: {exc}") from exc
+        raise RedisConnectionError("redis cluster topology was not known yet; resubscribing")
+
+
+def _server_kwargs(r: RedisConfig, *, feed: bool) -> dict[str, Any]:
+    """Connection settings shared by every mode. The command client retries once (a failover or a
+    reconnect costs one retry, so one Redis call is bounded by 2 x (connect + read timeout)); the
+    feed never retries inside redis-py: it resubscribes, and flushes, itself."""
+    kw: dict[str, Any] = {
+        "socket_connect_timeout": r.connect_timeout_seconds,
+        "socket_timeout": None if feed else r.timeout_seconds,
+        "retry": Retry(NoBackoff(), 0 if feed else 1),
+    }
+    if r.username:
+        kw["username"] = r.username
+    if r.password:
+        kw["password"] = r.password
+    return kw
+
+
+def _sentinel_clients(r: RedisConfig) -> tuple[Redis, Redis]:
+    url = parse_url(r.url)  # sentinel mode: the url gives only the scheme (TLS) and the database
+    tls = url.get("connection_class") is SSLConnection
+    extra: dict[str, Any] = {k: v for k, v in url.items() if k.startswith("ssl_") or k == "db"}
+    to_sentinels: dict[str, Any] = {
+        "socket_connect_timeout": r.connect_timeout_seconds, "socket_timeout": r.timeout_seconds,
+        "retry": Retry(NoBackoff(), 0), **{k: v for k, v in extra.items() if k != "db"},
+    }
+    if tls:
+        to_sentinels["ssl"] = True
+    if r.sentinel_password:
+        to_sentinels["password"] = r.sentinel_password
+    addresses = [split_listen(s) for s in r.sentinels]
+    clients = []
+    for feed in (False, True):
+        # One Sentinel object per client: redis-py reorders its sentinel list as it discovers.
+        sentinel = Sentinel(addresses, sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
+        clients.append(sentinel.master_for(r.master_name, redis_class=Redis, ssl=tls, **extra,
+                                           **_server_kwargs(r, feed=feed)))
+    return clients[0], clients[1]
+
+
+def redis_clients(config: Config) -> tuple[Redis | RedisCluster, Redis | ClusterFeed]:
+    """The command/cache client (short timeouts) and the pub/sub source (no read timeout: it is
+    PINGed instead, and no silent internal retries: the feed loop resubscribes and flushes itself).
+
+    `[redis] mode` picks redis-py's own client: a plain one, Sentinel's `master_for` (follows the
+    sentinels' choice of primary on every reconnect) or the cluster client.
+    """
     r = config.redis
-    main = Redis.from_url(r.url, socket_timeout=r.timeout_seconds, socket_connect_timeout=r.connect_timeout_seconds)
-    feed = Redis.from_url(r.url, socket_timeout=None, socket_connect_timeout=r.connect_timeout_seconds,
-                          retry=Retry(NoBackoff(), 0))
-    return main, feed
+    if r.mode == "sentinel":
+        return _sentinel_clients(r)
+    if r.mode == "cluster":
+        # Not require_full_coverage: while one master is down, keys on the other masters still work.
+        cluster = Cluster.from_url(r.url, require_full_coverage=False, **_server_kwargs(r, feed=False))
+        return cluster, ClusterFeed(cluster)
+    return Redis.from_url(r.url, **_server_kwargs(r, feed=False)), Redis.from_url(r.url, **_server_kwargs(r, feed=True))
+
+
+def pool_options(pg: PostgresConfig) -> dict[str, Any]:
+    """asyncpg options that depend on what is in front of Postgres.
+
+    Behind PgBouncer in transaction mode consecutive transactions may run on different server
+    sessions, so nothing may outlive a transaction: no prepared-statement cache (asyncpg then uses
+    unnamed statements), and no session state (the keystore takes only transaction-scoped locks).
+    """
+    return {"statement_cache_size": 0} if pg.pgbouncer else {}
 
 
 async def create_pool(config: Config) -> asyncpg.Pool:
-    """A pool that opens lazily: the proxy starts (and serves warm keys) even while Postgres is down."""
+    """A pool that opens lazily: the proxy starts (and serves warm keys) even while Postgres is down.
+
+    A DSN may name several hosts with `target_session_attrs=read-write`: asyncpg tries them in order
+    on every new connection, so after a failover the promoted primary is found by the next connection.
+    """
     pg = config.postgres
     return await asyncpg.create_pool(
         pg.dsn, min_size=0, max_size=pg.pool_max, timeout=pg.connect_timeout_seconds,
         command_timeout=pg.timeout_seconds, password=pg.password or None,
-        max_inactive_connection_lifetime=60,
+        max_inactive_connection_lifetime=60, **pool_options(pg),
     )
 
 
@@ -48,13 +176,13 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pool = await create_pool(config)
     main, feed = redis_clients(config)
-    store = KeyStore(pool, main, config.keystore, pubsub_redis=feed, clock=app.get(CLOCK),
+    # The keystore is written against redis-py's command API, which the cluster client shares; its
+    # feed needs only `pubsub()`. (Typed as Redis there until keystore takes the union.)
+    store = KeyStore(pool, cast(Redis, main), config.keystore, pubsub_redis=cast(Redis, feed), clock=app.get(CLOCK),
                      db_timeout=config.postgres.timeout_seconds)
     try:
-        try:
-            await store.db.ping()
-        except StorageUnavailable as exc:
-            log.warning("postgres not reachable at start (%s); serving what the caches can", exc)
+        if not await store.postgres_ok():
+            log.warning("postgres not reachable at start; serving what the caches can")
         await store.start()
         app[KEYSTORE] = store
         app[METRICS].bind_keystore(store)
