@@ -16,13 +16,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from keystore import STATUSES, Actor, KeyStore
+from keystore import Actor, KeyStore
 
 from proxy.admin import openapi
 from proxy.admin.wire import (
     CREATE_FIELDS,
     ROTATE_FIELDS,
     UPDATE_FIELDS,
+    account,
     audit_object,
     check_restrictions,
     grace_seconds,
@@ -33,6 +34,7 @@ from proxy.admin.wire import (
     propagation_object,
     query,
     read_object,
+    status,
     string,
     string_list,
 )
@@ -139,10 +141,10 @@ async def create_key(request: web.Request) -> web.Response:
     if "name" not in body:
         raise InvalidRequest("name is required", param="name")
     models, providers_ = string_list(body, "allowed_models"), string_list(body, "allowed_providers")
-    name, account = string(body, "name"), string(body, "account") if "account" in body else "default"
+    name, account_ = string(body, "name"), account(body)
     expires_at = optional_time(body, "expires_at")
     check_restrictions(models, providers_, request.config_dict[PROVIDERS])
-    issued = await _store(request).create(_actor(request), name=name, account=account, expires_at=expires_at,
+    issued = await _store(request).create(_actor(request), name=name, account=account_, expires_at=expires_at,
                                           allowed_models=models, allowed_providers=providers_)
     return json_response(key_object(issued.key, _now(request)) | {"key": issued.secret}, status=201)
 
@@ -150,10 +152,7 @@ async def create_key(request: web.Request) -> web.Response:
 @routes.get("/keys")
 async def list_keys(request: web.Request) -> web.Response:
     params = query(request.query, frozenset({"account", "status", "limit", "cursor"}))
-    status = params.get("status")
-    if status is not None and status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", param="status")
-    found = await _store(request).list_keys(account=params.get("account"), status=status,
+    found = await _store(request).list_keys(account=params.get("account"), status=status(params),
                                            limit=limit(params), cursor=params.get("cursor"))
     now = _now(request)
     return json_response({"data": [key_object(k, now) for k in found.data], "next_cursor": found.next_cursor})

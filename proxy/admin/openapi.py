@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the admin listener, written by hand: every call, every schema.
 
 `document()` takes the configured model and provider names so that the restriction lists are
-documented (and fuzzed) as the enums the server really accepts.
+documented (and fuzzed) as the enums the server really accepts. Bounds and formats come from
+`rules.py`, the key object's fields from `wire.KEY_FIELDS`: nothing here restates them.
 """
 
 from __future__ import annotations
@@ -9,18 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from proxy.admin import rules
+from proxy.admin.wire import KEY_FIELDS
+
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _TIME = {"type": "string", "format": "date-time"}
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200,
-         "pattern": r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$",
-         "description": "Required; 1-200 characters, not only whitespace, no control characters."}
-_ACCOUNT = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$",
-            "description": "The tenant the key belongs to (default `default`)."}
-_KEY_ID = {"type": "string", "pattern": "^[0-9A-Za-z]{12}$", "description": "The key's public id."}
-_STATUS = {"type": "string", "enum": ["active", "expired", "revoked"]}
-_GRACE = {"type": "number", "minimum": 0, "maximum": 2592000,
-          "description": "Seconds the old key keeps working after a rotation (default 0)."}
+_KEY_ID = rules.schema("key_id")
+_STATUS = rules.schema("status")
+_QUERY_VALUE = rules.schema("query_value")
 
 
 def _obj(props: dict[str, Any], required: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -39,15 +37,7 @@ def _names(values: Sequence[str], what: str) -> dict[str, Any]:
     return out if values else out | {"maxItems": 0}
 
 
-_KEY_PROPS: dict[str, Any] = {
-    "id": _KEY_ID, "name": {"type": "string"}, "account": {"type": "string"},
-    "hint": {"type": "string", "description": "Display hint, e.g. th-abcd…wxyz; never the key."},
-    "created_at": _TIME, "expires_at": _NULLABLE_TIME, "last_used_at": _NULLABLE_TIME,
-    "revoked_at": {**_NULLABLE_TIME, "description": "May lie in the future: a rotation's grace period."},
-    "status": _STATUS, "allowed_models": {"type": "array", "items": {"type": "string"}},
-    "allowed_providers": {"type": "array", "items": {"type": "string"}},
-    "rotated_from": {**_NULLABLE_STR, "description": "The id of the key this one replaced."},
-}
+_KEY_PROPS: dict[str, Any] = {name: field.schema for name, field in KEY_FIELDS.items()}
 _SECRET = {"type": "string", "pattern": "^th-", "description": "The full key. Shown only in this response."}
 
 
@@ -70,17 +60,18 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
                          "next_cursor": {**_NULLABLE_STR, "description": "Pass as `cursor` for the next page."}}),
         "AuditEvent": _obj({
             "id": {"type": "integer"}, "at": _TIME, "actor": {"type": "string", "description": "Admin token name."},
-            "action": {"type": "string", "enum": ["key.create", "key.update", "key.revoke", "key.rotate"]},
+            "action": rules.schema("audit_action"),
             "key_id": _NULLABLE_STR, "request_id": _NULLABLE_STR, "details": {"type": "object"},
         }),
         "AuditList": _obj({"data": {"type": "array", "items": _ref("AuditEvent")}}),
         "ProviderList": _obj({"data": {"type": "array", "items": _obj({
             "name": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}}})}}),
-        "CreateKey": _obj({"name": _NAME, "account": _ACCOUNT, "expires_at": _NULLABLE_TIME} | restrictions,
-                          required=["name"]),
-        "UpdateKey": _obj({"name": _NAME, "expires_at": {**_NULLABLE_TIME, "description": "null clears it."}}
+        "CreateKey": _obj({"name": rules.schema("name"), "account": rules.schema("account"),
+                           "expires_at": _NULLABLE_TIME} | restrictions, required=["name"]),
+        "UpdateKey": _obj({"name": rules.schema("name"),
+                           "expires_at": {**_NULLABLE_TIME, "description": "null clears it."}}
                           | restrictions, required=[], minProperties=1),
-        "RotateKey": _obj({"grace_seconds": _GRACE}, required=[]),
+        "RotateKey": _obj({"grace_seconds": rules.schema("grace_seconds")}, required=[]),
     }
 
 
@@ -106,7 +97,7 @@ def _body(schema: str, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+_LIMIT = rules.schema("limit")
 
 _PATHS: dict[str, Any] = {
     "/admin/keys": {
@@ -114,10 +105,10 @@ _PATHS: dict[str, Any] = {
                  "requestBody": _body("CreateKey"),
                  "responses": {"201": _json("IssuedKey", "The key object plus `key`.")} | _ERRORS | _TOO_LARGE},
         "get": {"operationId": "listKeys", "summary": "List keys, newest first",
-                "parameters": [_q("account", {"type": "string", "maxLength": 256}, "Only this account."),
+                "parameters": [_q("account", _QUERY_VALUE, "Only this account."),
                                _q("status", _STATUS, "Only keys in this status."),
-                               _q("limit", _LIMIT, "Page size (default 100)."),
-                               _q("cursor", {"type": "string", "maxLength": 256}, "`next_cursor` of the previous page.")],
+                               _q("limit", _LIMIT, f"Page size (default {rules.PAGE.default})."),
+                               _q("cursor", _QUERY_VALUE, "`next_cursor` of the previous page.")],
                 "responses": {"200": _json("KeyList", "A page of keys.")} | _ERRORS},
     },
     "/admin/keys/{id}": {
@@ -147,8 +138,8 @@ _PATHS: dict[str, Any] = {
     },
     "/admin/audit": {
         "get": {"operationId": "listAudit", "summary": "Audit log of every mutation, newest first",
-                "parameters": [_q("key_id", {"type": "string", "maxLength": 256}, "Only events of this key."),
-                               _q("limit", _LIMIT, "At most this many (default 100).")],
+                "parameters": [_q("key_id", _QUERY_VALUE, "Only events of this key."),
+                               _q("limit", _LIMIT, f"At most this many (default {rules.PAGE.default}).")],
                 "responses": {"200": _json("AuditList", "Audit events.")} | _ERRORS},
     },
     "/admin/providers": {

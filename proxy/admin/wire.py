@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,15 +19,13 @@ from multidict import MultiMapping
 
 from keystore import ApiKey, AuditEvent, Propagation
 
+from proxy.admin import rules
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.gateway.providers import ProviderTable
 
 CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers"})
 UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
-MAX_GRACE_SECONDS = 30 * 86400
-MAX_LIST = 1000  # restriction entries; more than any real config has models
-MAX_QUERY_VALUE = 256
 # RFC 3339 date-time (section 5.6): a full date, a full time, an explicit offset. `fromisoformat`
 # alone would take date-only strings, basic format and naive times.
 _RFC3339 = re.compile(
@@ -110,15 +109,19 @@ def string_list(body: Mapping[str, Any], field: str) -> list[str]:
     value = body.get(field, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidRequest(f"{field} must be a list of strings", param=field)
-    if len(value) > MAX_LIST:
-        raise InvalidRequest(f"{field} may hold at most {MAX_LIST} entries", param=field)
+    if len(value) > rules.MAX_LIST:
+        raise InvalidRequest(f"{field} may hold at most {rules.MAX_LIST} entries", param=field)
     return list(dict.fromkeys(value))
 
 
+def account(body: Mapping[str, Any]) -> str:
+    return string(body, "account") if "account" in body else rules.ACCOUNT_DEFAULT
+
+
 def grace_seconds(body: Mapping[str, Any]) -> float:
-    value = body.get("grace_seconds", 0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GRACE_SECONDS:
-        raise InvalidRequest(f"grace_seconds must be a number of seconds from 0 to {MAX_GRACE_SECONDS}",
+    value = body.get("grace_seconds", rules.GRACE_SECONDS.default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not rules.GRACE_SECONDS.holds(value):
+        raise InvalidRequest(f"grace_seconds must be a number of seconds {rules.GRACE_SECONDS.text()}",
                              param="grace_seconds")
     return float(value)
 
@@ -151,19 +154,26 @@ def query(params: MultiMapping[str], allowed: frozenset[str]) -> dict[str, str]:
                                  param=name[:100])
         if name in out:
             raise InvalidRequest(f"query parameter {name!r} given more than once", param=name)
-        if len(value) > MAX_QUERY_VALUE:
+        if len(value) > rules.MAX_QUERY_VALUE:
             raise InvalidRequest(f"{name} is too long", param=name)
         out[name] = value
     return out
 
 
-def limit(params: Mapping[str, str], default: int = 100) -> int:
+def limit(params: Mapping[str, str]) -> int:
     text = params.get("limit")
     if text is None:
-        return default
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise InvalidRequest("limit must be an integer from 1 to 1000", param="limit")
+        return rules.PAGE.default
+    if not text.isascii() or not text.isdigit() or not rules.PAGE.holds(int(text)):
+        raise InvalidRequest(f"limit must be an integer {rules.PAGE.text()}", param="limit")
     return int(text)
+
+
+def status(params: Mapping[str, str]) -> str | None:
+    value = params.get("status")
+    if value is not None and value not in rules.STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(rules.STATUSES)}", param="status")
+    return value
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -174,14 +184,43 @@ def rfc3339(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass(frozen=True, slots=True)
+class WireField:
+    """One field of the key object: its JSON Schema (for openapi.json) and how it is read off a record."""
+
+    schema: dict[str, Any]
+    read: Callable[[ApiKey, float], Any]  # (record, now as epoch seconds) -> JSON value
+
+
+_STR: dict[str, Any] = {"type": "string"}
+_NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+_STR_LIST: dict[str, Any] = {"type": "array", "items": _STR}
+
+# The key object on the wire, in answer order. A new key field (limits, usage_this_month) is one entry
+# here; key_object() and the OpenAPI `Key` schema (and the schemas built on it) both follow this table.
+KEY_FIELDS: dict[str, WireField] = {
+    "id": WireField(rules.schema("key_id"), lambda k, now: k.id),
+    "name": WireField(_STR, lambda k, now: k.name),
+    "account": WireField(_STR, lambda k, now: k.account),
+    "hint": WireField(_STR | {"description": "Display hint, e.g. th-abcd…wxyz; never the key."},
+                      lambda k, now: k.hint),
+    "created_at": WireField(_TIME, lambda k, now: rfc3339(k.created_at)),
+    "expires_at": WireField(_NULLABLE_TIME, lambda k, now: rfc3339(k.expires_at)),
+    "last_used_at": WireField(_NULLABLE_TIME, lambda k, now: rfc3339(k.last_used_at)),
+    "revoked_at": WireField(_NULLABLE_TIME | {"description": "May lie in the future: a rotation's grace period."},
+                            lambda k, now: rfc3339(k.revoked_at)),
+    "status": WireField(rules.schema("status"), lambda k, now: k.status(now)),
+    "allowed_models": WireField(_STR_LIST, lambda k, now: list(k.allowed_models)),
+    "allowed_providers": WireField(_STR_LIST, lambda k, now: list(k.allowed_providers)),
+    "rotated_from": WireField(_NULLABLE_STR | {"description": "The id of the key this one replaced."},
+                              lambda k, now: k.rotated_from),
+}
+
+
 def key_object(key: ApiKey, now: float) -> dict[str, Any]:
-    return {
-        "id": key.id, "name": key.name, "account": key.account, "hint": key.hint,
-        "created_at": rfc3339(key.created_at), "expires_at": rfc3339(key.expires_at),
-        "last_used_at": rfc3339(key.last_used_at), "revoked_at": rfc3339(key.revoked_at),
-        "status": key.status(now), "allowed_models": list(key.allowed_models),
-        "allowed_providers": list(key.allowed_providers), "rotated_from": key.rotated_from,
-    }
+    return {name: field.read(key, now) for name, field in KEY_FIELDS.items()}
 
 
 def propagation_object(p: Propagation) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """`tokenhub keys …`: the admin REST calls from a terminal (TOKENHUB_ADMIN_URL, TOKENHUB_ADMIN_TOKEN).
 
+Bounds and choices come from `proxy.admin.rules` (the server's table); the server checks them, so a
+value out of range is its 400, printed like any refusal.
+
 Exit codes: 0 done; 1 the admin endpoint refused (its message and HTTP status are printed); 2 usage
 or environment problem (no token, bad URL); 3 the admin endpoint could not be reached.
 """
@@ -13,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from proxy.admin import rules
 from proxy.cli import table as fmt
 from proxy.cli.client import DEFAULT_URL, AdminClient, AdminError, Unreachable, check_url, key_path
 
@@ -34,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _command(ksub, common, "revoke", "revoke a key now (idempotent)", _revoke).add_argument("id", help="key id")
     rotate = _command(ksub, common, "rotate", "replace a key; the old one works for --grace seconds", _rotate)
     rotate.add_argument("id", help="key id")
-    rotate.add_argument("--grace", type=float, default=0.0, metavar="SECONDS",
-                        help="how long the old key keeps working (default 0: it stops now)")
+    rotate.add_argument("--grace", type=float, default=float(rules.GRACE_SECONDS.default), metavar="SECONDS",
+                        help="how long the old key keeps working (default 0: it stops now; "
+                             f"at most {rules.GRACE_SECONDS.high})")
     audit = _command(ksub, common, "audit", "show the audit log, newest first", _audit)
     audit.add_argument("--key", dest="key_id", help="only events of this key id")
-    audit.add_argument("--limit", type=int, help="at most this many events (default 100)")
+    audit.add_argument("--limit", type=int, help=f"at most this many events (default {rules.PAGE.default}, "
+                                                  f"at most {rules.PAGE.high})")
     _command(ksub, common, "providers", "list configured providers and models (for restrictions)", _providers)
 
 
@@ -51,7 +57,7 @@ def _command(ksub: Any, common: argparse.ArgumentParser, name: str, help_: str, 
 def _add_create(ksub: Any, common: argparse.ArgumentParser) -> None:
     p = _command(ksub, common, "create", "create a key (shown once)", _create)
     p.add_argument("--name", required=True, help="e.g. production, dev, staging-team-a")
-    p.add_argument("--account", help="the tenant the key belongs to (default: default)")
+    p.add_argument("--account", help=f"the tenant the key belongs to (default: {rules.ACCOUNT_DEFAULT})")
     p.add_argument("--expires", metavar="RFC3339", help="expiry, e.g. 2030-01-31T00:00:00Z")
     p.add_argument("--model", action="append", default=[], metavar="PROVIDER/MODEL", help="allow this model (repeat)")
     p.add_argument("--provider", action="append", default=[], metavar="PROVIDER", help="allow this provider (repeat)")
@@ -60,8 +66,8 @@ def _add_create(ksub: Any, common: argparse.ArgumentParser) -> None:
 def _add_list(ksub: Any, common: argparse.ArgumentParser) -> None:
     p = _command(ksub, common, "list", "list keys, newest first", _list)
     p.add_argument("--account", help="only this account")
-    p.add_argument("--status", choices=["active", "expired", "revoked"], help="only keys in this status")
-    p.add_argument("--limit", type=int, help="page size (default 100)")
+    p.add_argument("--status", choices=rules.STATUSES, help="only keys in this status")
+    p.add_argument("--limit", type=int, help=f"page size (default {rules.PAGE.default}, at most {rules.PAGE.high})")
     p.add_argument("--cursor", help="continue after a previous page")
 
 
