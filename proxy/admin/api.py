@@ -18,7 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from keystore import Actor, KeyStore
 
-from proxy.admin import openapi
+from proxy.admin import openapi, usage
 from proxy.admin.wire import (
     CREATE_FIELDS,
     ROTATE_FIELDS,
@@ -59,6 +59,7 @@ def setup(app: web.Application) -> None:
 def make_subapp(tokens: Mapping[str, str]) -> web.Application:
     sub = web.Application(middlewares=[admin_token_mw(tokens)])
     sub.add_routes(routes)
+    sub.add_routes(usage.routes)  # GET /admin/keys/{id}/usage
     return sub
 
 
