@@ -16,18 +16,21 @@ from proxy.gateway.styles.owners import owners_ctx
 from proxy.log import add_request_id_header, request_id_mw
 from proxy.metering.ctx import metering_ctx
 from proxy.runtime import health
+from proxy.runtime.access import RequestLog
 from proxy.runtime.metrics import Metrics
 from proxy.runtime.resources import storage_ctx, upstream_http_ctx
-from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METER, METRICS, PROVIDERS, STARTED
+from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METER, METRICS, PROVIDERS, REQUEST_LOG, STARTED
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
     """The proxy listener: `/v1/…` (authenticated), `/healthz`, `/readyz`."""
     metrics = Metrics()
-    root = web.Application(middlewares=[request_id_mw, metrics.middleware(), error_mw],
+    request_log = RequestLog(metrics)  # serve.py attaches the access log's sink
+    root = web.Application(middlewares=[request_id_mw, request_log.middleware(), error_mw],
                            client_max_size=config.server.max_body_bytes)
     root[CONFIG] = config
     root[METRICS] = metrics
+    root[REQUEST_LOG] = request_log
     root[PROVIDERS] = ProviderTable(config.providers, config.aliases)
     root[DRAINING] = [False]
     root[STARTED] = [False]

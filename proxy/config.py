@@ -57,6 +57,7 @@ class ServerConfig:
     header_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this
     keepalive_timeout_seconds: float = 75.0
     shutdown_grace_seconds: float = 30.0  # SIGTERM: in-flight streams may finish within this
+    client_write_timeout_seconds: float = 30.0  # a client that accepts no bytes for this long loses its stream
 
     def problems(self) -> list[str]:
         return ["workers must be at least 1"] if self.workers < 1 else []

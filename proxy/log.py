@@ -14,10 +14,15 @@ import orjson
 from aiohttp import web
 
 from proxy.config import LoggingConfig
+from proxy.gateway.tap import Outcome
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 KEY_ID: ContextVar[str] = ContextVar("key_id", default="-")
 REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the id on the request too (a RequestKey: no warning)
+# How a forwarded request ended and the status the access log and metrics record for it (a stream that
+# failed after its 200 head is a 502/504, a client gone mid-stream 499): set by the relay.
+ENDED = web.RequestKey("ended", tuple[Outcome, int])
+UPSTREAM_REQUEST_ID = web.RequestKey("upstream_request_id", str)  # the provider's own id for the request
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Anything shaped like a TokenHub key or a bearer credential; aiohttp logs raw bad header lines.
 _SECRETISH = re.compile(r"th-[0-9A-Za-z_]{8,}|(?i:bearer\s+)[^\s\"',;]+|sk-[0-9A-Za-z_-]{8,}")

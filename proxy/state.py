@@ -10,6 +10,7 @@ from keystore import Clock, KeyStore
 from proxy.config import Config
 from proxy.gateway.providers import ProviderTable
 from proxy.metering.meter import Meter
+from proxy.runtime.access import RequestLog
 from proxy.runtime.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
@@ -17,6 +18,7 @@ KEYSTORE = web.AppKey("keystore", KeyStore)
 UPSTREAM_HTTP = web.AppKey("upstream_http", aiohttp.ClientSession)
 PROVIDERS = web.AppKey("providers", ProviderTable)
 METRICS = web.AppKey("metrics", Metrics)
+REQUEST_LOG = web.AppKey("request_log", RequestLog)  # metrics and access log of every proxy request
 # [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
 STARTED = web.AppKey("started", list)
 DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused

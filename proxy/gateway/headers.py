@@ -1,35 +1,38 @@
-"""Header filtering in both directions: hop-by-hop headers (and any named in `Connection`) never cross
-the proxy, the client's key never leaves it, and the provider's credential is the only one sent on."""
+"""Header filtering in both directions, by allow-list: only the headers named here cross the proxy.
+
+Client → provider: what the provider needs to answer the request as the client asked, and nothing
+that authenticates, selects the operator's account (`OpenAI-Organization`, `OpenAI-Project`), changes
+how the provider routes the request (`X-HTTP-Method-Override`, `X-Original-URL`), or is scoped to the
+operator's whole account (`Idempotency-Key`: two tenants' keys would collide). The provider's
+credential and our request id are added by us.
+
+Provider → client: what describes the answer, and nothing about the operator's account (its
+organisation, project, spend, cost or account rate limits: `x-ratelimit-*` from the provider describe
+the operator's account, not the client's key). The provider's own request id is kept, renamed
+`x-upstream-request-id` (our `x-request-id` is the client's), so a provider ticket can be traced.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.errors import InvalidRequest
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus the framing headers aiohttp recomputes for the new message.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+# Client → provider (the README's "Headers sent to the provider" table is this set).
+FORWARDED_REQUEST_HEADERS = frozenset({
+    "accept", "accept-encoding", "user-agent", "openai-beta", "anthropic-beta", "anthropic-version",
+    "traceparent", "tracestate",
 })
-# Client → provider: also the client's credentials (all three spellings), our own host, Expect (the
-# body is already read), the client's request id (we send ours) and Content-Encoding (such bodies are
-# refused before we get here).
-_DROP_OUTBOUND = HOP_BY_HOP | frozenset({
-    "authorization", "x-api-key", "api-key", "host", "expect", "x-request-id", "content-encoding", "cookie",
+# Provider → client (the README's "Headers returned to the client" table is this set).
+RETURNED_RESPONSE_HEADERS = frozenset({
+    "content-type", "content-encoding", "cache-control", "retry-after", "retry-after-ms",
+    "openai-processing-ms", "openai-version",
 })
-# Provider → client: the provider's own request id would be overwritten by ours anyway.
-_DROP_INBOUND = HOP_BY_HOP | frozenset({"x-request-id", "set-cookie"})
+UPSTREAM_ID_HEADER = "x-upstream-request-id"
+# Where providers put their own request id: OpenAI and vLLM, Anthropic, Azure.
+_PROVIDER_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 _BAD_CHARS = frozenset("\r\n\x00")
-
-
-def _named_in_connection(headers: Mapping[str, str]) -> frozenset[str]:
-    value = headers.get("Connection")
-    if not value:
-        return frozenset()
-    return frozenset(token.strip().lower() for token in value.split(","))
+_MAX_ID = 200
 
 
 def _check_value(name: str, value: str) -> None:
@@ -39,15 +42,12 @@ def _check_value(name: str, value: str) -> None:
 
 
 def outbound_headers(incoming: CIMultiDictProxy[str], credential: str, request_id: str) -> CIMultiDict[str]:
-    """What the provider receives: the client's end-to-end headers, our request id, its credential."""
-    named = _named_in_connection(incoming)
+    """What the provider receives: the allowed client headers, our request id, its credential."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
-        lowered = name.lower()
-        if lowered in _DROP_OUTBOUND or lowered in named:
-            continue
-        _check_value(name, value)
-        out.add(name, value)
+        if name.lower() in FORWARDED_REQUEST_HEADERS:
+            _check_value(name, value)
+            out.add(name, value)
     out["Content-Type"] = "application/json"
     out["X-Request-ID"] = request_id
     if credential:
@@ -55,12 +55,22 @@ def outbound_headers(incoming: CIMultiDictProxy[str], credential: str, request_i
     return out
 
 
+def upstream_request_id(upstream: CIMultiDictProxy[str]) -> str:
+    """The provider's own id for this request ('' when it sent none), bounded and printable."""
+    for name in _PROVIDER_ID_HEADERS:
+        value = upstream.get(name)
+        if value:
+            return value[:_MAX_ID] if value.isprintable() else ""
+    return ""
+
+
 def inbound_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """What the client receives from the provider's response headers."""
-    named = _named_in_connection(upstream)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
-        lowered = name.lower()
-        if lowered not in _DROP_INBOUND and lowered not in named:
+        if name.lower() in RETURNED_RESPONSE_HEADERS:
             out.add(name, value)
+    found = upstream_request_id(upstream)
+    if found:
+        out[UPSTREAM_ID_HEADER] = found
     return out

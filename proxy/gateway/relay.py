@@ -3,9 +3,19 @@
 Timeouts: connecting is bounded by the shared session (resources.py); the first byte (the provider's
 response headers) and every silence between two body chunks are bounded here, per request, by one
 rescheduled `asyncio.timeout` each (the session has neither a total nor a sock_read timeout, because a
-long generation is legitimate). Before the response has started, failures become 502/504 in our error
-shape; once it has started, the stream is ended (connection closed so a truncated body is visible) and
-the failure logged.
+long generation is legitimate). The same timer bounds writes to the client (`[server]
+client_write_timeout_seconds`): a client that stops reading loses its stream and the provider
+connection is released. Redirects are never followed: a 3xx from a provider is relayed as it is.
+
+How a stream ends (each one tells the tap, tap.py, exactly once, and the access log via `END_STATUS`):
+- the provider's end, or the stream's own last event (`data: [DONE]`, Anthropic's `message_stop`):
+  the client gets the chunked terminator at once, COMPLETED, even when the provider's connection end
+  comes later (that wait goes to a background drain, never to the client) or the client leaves then;
+- the provider fails, times out or drops mid-stream: an SSE error event in the OpenAI error shape, then
+  the connection is closed *without* the chunked terminator, so every HTTP client sees an error
+  (curl exits non-zero, the OpenAI SDK raises); recorded as 502/504, UPSTREAM_FAILED;
+- the client leaves or stops reading: the provider connection is dropped (it stops generating for
+  nobody), 499, CLIENT_GONE.
 
 Cancellation: under `handler_cancellation=True` a client that disconnects cancels the handler, which
 closes the upstream response here, so the provider sees its connection dropped and stops generating.
@@ -14,31 +24,50 @@ closes the upstream response here, so the provider sees its connection dropped a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import re
 
 import aiohttp
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.config import UpstreamConfig
-from proxy.errors import UpstreamTimeout, UpstreamUnavailable
-from proxy.gateway.headers import inbound_headers
+from proxy.errors import ProxyError, UpstreamTimeout, UpstreamUnavailable, error_body
+from proxy.gateway.headers import inbound_headers, upstream_request_id
+from proxy.gateway.tap import Outcome, ResponseTap
+from proxy.log import ENDED, UPSTREAM_REQUEST_ID
+from proxy.state import CONFIG
 
 log = logging.getLogger(__name__)
-_STREAM_ENDED = (TimeoutError, aiohttp.ClientError, ConnectionResetError)
 _WHOLE_ANSWER_LIMIT = 256 * 1024  # answers up to this size (with a Content-Length) are sent in one write
+_DRAIN_SECONDS = 2.0  # how long a finished stream's provider connection may take to end before it is dropped
+# The last event of a stream: OpenAI's `[DONE]`, Anthropic's `message_stop`.
+_LAST_EVENT = re.compile(rb'(?:data: ?\[DONE\]|"type": ?"message_stop"\})\r?\n\r?\n\Z')
+_DRAINS: set[asyncio.Task[None]] = set()  # strong references to background drains
+_GONE = (Outcome.CLIENT_GONE, 499)  # how a request ends that was cancelled before it recorded anything
 
 
-async def _send(session: aiohttp.ClientSession, url: str, body: bytes, headers: CIMultiDict[str],
-                timeout: float, provider: str) -> aiohttp.ClientResponse:
+class _ProviderSilent(Exception):
+    """The provider sent nothing for `idle_timeout_seconds` mid-stream."""
+
+
+class _ClientStalled(Exception):
+    """The client accepted nothing for `client_write_timeout_seconds`, or went away."""
+
+
+async def _send(request: web.Request, session: aiohttp.ClientSession, url: str, body: bytes,
+                headers: CIMultiDict[str], timeout: float, provider: str) -> aiohttp.ClientResponse:
     try:
         async with asyncio.timeout(timeout):
-            return await session.post(url, data=body, headers=headers)
+            # the client's method: the endpoint table admits GET and DELETE only where they belong
+            return await session.request(request.method, url, data=body, headers=headers, allow_redirects=False)
     except TimeoutError:
         raise UpstreamTimeout(f"The provider {provider!r} did not answer in time.") from None
     except aiohttp.ClientError as exc:
         log.warning("provider %s unreachable: %s: %s", provider, type(exc).__name__, exc)
+        if isinstance(exc, aiohttp.ClientConnectorError):  # no connection: the request never left
+            request[ENDED] = (Outcome.NOT_SENT, UpstreamUnavailable.status)
         raise UpstreamUnavailable(f"The provider {provider!r} could not be reached.") from None
 
 
@@ -52,77 +81,187 @@ def _refuse_credential_failure(upstream: aiohttp.ClientResponse, provider: str) 
             "problem, not a problem with your API key; contact the operator.", code="upstream_auth_failed")
 
 
-async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, idle: float) -> None:
+def _started(request: web.Request, upstream: aiohttp.ClientResponse, tap: ResponseTap | None) -> None:
+    found = upstream_request_id(upstream.headers)
+    if found:
+        request[UPSTREAM_REQUEST_ID] = found
+    if tap is not None:
+        tap.on_start(upstream.status, upstream.headers)
+
+
+def _is_last_event(previous: bytes, chunk: bytes) -> bool:
+    if _LAST_EVENT.search(chunk, max(0, len(chunk) - 40)):
+        return True
+    return len(chunk) < 40 and _LAST_EVENT.search(previous[-40:] + chunk) is not None  # split marker
+
+
+async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, idle: float,
+                write_timeout: float, tap: ResponseTap | None) -> None:
+    """Relay body chunks until the provider's end or the stream's last event.
+
+    One timer: while waiting for the provider it is due `idle` seconds later, while the client drains
+    our writes `write_timeout` seconds after the provider's last chunk. Chunks already received are
+    relayed with no timer work at all.
+    """
     loop = asyncio.get_running_loop()
     content = upstream.content
-    async with asyncio.timeout(None) as deadline:
-        while True:
-            chunk = content.read_nowait()  # whatever has already arrived: no timer needed for it
-            if not chunk:
-                if content.at_eof():
-                    return
-                deadline.reschedule(loop.time() + idle)  # only the wait for the provider is bounded,
-                chunk = await content.readany()
-                deadline.reschedule(None)  # not a slow client draining our writes
-                if not chunk:
-                    return
-            await response.write(chunk)
-
-
-async def _finish(upstream: aiohttp.ClientResponse, response: web.StreamResponse, idle: float,
-                  provider: str) -> None:
+    on_chunk = tap.on_chunk if tap is not None else None
+    previous = b""
+    waiting = False
     try:
-        await _pump(upstream, response, idle)
-    except _STREAM_ENDED as exc:
-        if isinstance(exc, ConnectionResetError):
-            log.info("client went away during a stream from provider %s", provider)
-        else:
-            reason = "went silent" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
-            log.warning("stream from provider %s %s after the response started; ending it", provider, reason)
+        async with asyncio.timeout(loop.time() + write_timeout) as deadline:
+            while True:
+                chunk = content.read_nowait()  # whatever has already arrived
+                if not chunk:
+                    if content.at_eof():
+                        return
+                    waiting = True
+                    deadline.reschedule(loop.time() + idle)
+                    chunk = await content.readany()
+                    waiting = False
+                    if not chunk:
+                        return
+                    deadline.reschedule(loop.time() + write_timeout)
+                if on_chunk is not None:
+                    chunk = on_chunk(chunk)
+                try:
+                    await response.write(chunk)
+                except ConnectionResetError:
+                    raise _ClientStalled from None
+                if chunk.endswith(b"\n\n") and _is_last_event(previous, chunk):
+                    return
+                previous = chunk
+    except TimeoutError:
+        raise (_ProviderSilent if waiting else _ClientStalled)() from None
+
+
+def _close_client(request: web.Request, response: web.StreamResponse) -> None:
+    """End the client's connection without the chunked terminator: the body is visibly incomplete."""
+    response.force_close()
+    transport = request.transport
+    if transport is not None:
+        transport.close()  # after the bytes already written (the error event) are flushed
+
+
+async def _fail_stream(request: web.Request, response: web.StreamResponse, error: ProxyError) -> None:
+    if response.content_type == "text/event-stream":
+        event = orjson.dumps(error_body(error.message, error.error_type, None, error.code))
+        try:
+            await asyncio.wait_for(response.write(b"\n\ndata: " + event + b"\n\n"), 1.0)
+        except (ConnectionResetError, TimeoutError):
+            pass  # the client is gone too; closing is all that is left
+    _close_client(request, response)
+
+
+async def _drain(upstream: aiohttp.ClientResponse) -> None:
+    """A finished stream whose provider has not ended its response yet: wait briefly so the
+    connection can be reused, else drop it. Never on the client's time."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while await upstream.content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
         upstream.close()
-        response.force_close()
-        with contextlib.suppress(*_STREAM_ENDED):
-            await response.write_eof()
         return
-    await response.write_eof()
+    upstream.release()
 
 
-async def _read_whole(upstream: aiohttp.ClientResponse, idle: float, provider: str) -> bytes:
+def _release(upstream: aiohttp.ClientResponse) -> None:
+    if upstream.content.at_eof():
+        upstream.release()
+        return
+    task = asyncio.get_running_loop().create_task(_drain(upstream))
+    _DRAINS.add(task)
+    task.add_done_callback(_DRAINS.discard)
+
+
+async def _stream(request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse,
+                  limits: UpstreamConfig, write_timeout: float, provider: str, tap: ResponseTap | None
+                  ) -> None:
+    try:
+        await _pump(upstream, response, limits.idle_timeout_seconds, write_timeout, tap)
+    except (_ProviderSilent, aiohttp.ClientError) as exc:
+        silent = isinstance(exc, _ProviderSilent)
+        reason = "went silent" if silent else f"failed ({type(exc).__name__})"
+        log.warning("stream from provider %s %s after the response started; ending it as failed", provider, reason)
+        upstream.close()
+        error = (UpstreamTimeout(f"The provider {provider!r} stopped sending mid-stream.") if silent
+                 else UpstreamUnavailable(f"The provider {provider!r} failed mid-stream."))
+        request[ENDED] = (Outcome.UPSTREAM_FAILED, error.status)
+        await _fail_stream(request, response, error)
+        return
+    except _ClientStalled:
+        log.info("client stopped reading or went away during a stream from provider %s", provider)
+        upstream.close()
+        request[ENDED] = _GONE
+        _close_client(request, response)
+        return
+    request[ENDED] = (Outcome.COMPLETED, response.status)  # the last byte is relayed, whatever the client does now
+    _release(upstream)
+    try:
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # gone after the last event: still a completed answer
+
+
+async def _whole(request: web.Request, upstream: aiohttp.ClientResponse, idle: float, provider: str,
+                 tap: ResponseTap | None) -> web.Response:
     try:
         async with asyncio.timeout(idle):
-            return await upstream.read()
+            body = await upstream.read()
     except TimeoutError:
         raise UpstreamTimeout(f"The provider {provider!r} did not finish its answer in time.") from None
     except aiohttp.ClientError as exc:
         log.warning("provider %s failed mid-answer: %s", provider, type(exc).__name__)
         raise UpstreamUnavailable(f"The provider {provider!r} failed while answering.") from None
+    upstream.release()
+    if tap is not None:
+        body = tap.on_body(body)
+    # Handed over whole: aiohttp writes it once the handler returns (in one write with the head).
+    request[ENDED] = (Outcome.COMPLETED, upstream.status)
+    return web.Response(status=upstream.status, reason=upstream.reason, body=body,
+                        headers=inbound_headers(upstream.headers))
+
+
+async def _answer(request: web.Request, upstream: aiohttp.ClientResponse, limits: UpstreamConfig,
+                  write_timeout: float, provider: str, tap: ResponseTap | None) -> web.StreamResponse:
+    length = upstream.content_length
+    if length is not None and length <= _WHOLE_ANSWER_LIMIT:
+        return await _whole(request, upstream, limits.idle_timeout_seconds, provider, tap)
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                  headers=inbound_headers(upstream.headers))
+    if length is not None:
+        response.content_length = length
+    await response.prepare(request)
+    await _stream(request, upstream, response, limits, write_timeout, provider, tap)
+    return response
 
 
 async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, body: bytes,
-                headers: CIMultiDict[str], limits: UpstreamConfig, provider: str) -> web.StreamResponse:
-    """POST `body` to `url` and stream the provider's answer (status, end-to-end headers, bytes) back.
+                headers: CIMultiDict[str], limits: UpstreamConfig, provider: str,
+                tap: ResponseTap | None = None, *, write_timeout: float | None = None) -> web.StreamResponse:
+    """POST `body` to `url` and relay the provider's answer (status, allowed headers, bytes) back.
 
     A small answer of known length (the usual non-streamed completion) is read whole and sent in one
-    write: it cannot be streamed usefully, and one `web.Response` costs far less than a prepared
-    stream's separate header, body and end writes. Streams (SSE, chunked) are relayed chunk by chunk.
+    write: it cannot be streamed usefully. Streams (SSE, chunked) are relayed chunk by chunk, never
+    copied or held back. `tap`, if given, sees the answer as tap.py describes; its `on_end` is called
+    exactly once, whatever happens (for a whole answer: when it is handed over, complete, to aiohttp).
+    `write_timeout` defaults to `[server] client_write_timeout_seconds`.
     """
-    upstream = await _send(session, url, body, headers, limits.first_byte_timeout_seconds, provider)
+    if write_timeout is None:
+        write_timeout = request.config_dict[CONFIG].server.client_write_timeout_seconds
     try:
-        _refuse_credential_failure(upstream, provider)
-        length = upstream.content_length
-        if length is not None and length <= _WHOLE_ANSWER_LIMIT:
-            whole = await _read_whole(upstream, limits.idle_timeout_seconds, provider)
-            upstream.release()
-            return web.Response(status=upstream.status, reason=upstream.reason, body=whole,
-                                headers=inbound_headers(upstream.headers))
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=inbound_headers(upstream.headers))
-        if upstream.content_length is not None:
-            response.content_length = upstream.content_length
-        await response.prepare(request)
-        await _finish(upstream, response, limits.idle_timeout_seconds, provider)
-    except BaseException:
-        upstream.close()  # drop the provider connection: it must stop working for nobody
+        upstream = await _send(request, session, url, body, headers, limits.first_byte_timeout_seconds, provider)
+        try:
+            _started(request, upstream, tap)
+            _refuse_credential_failure(upstream, provider)
+            return await _answer(request, upstream, limits, write_timeout, provider, tap)
+        except BaseException:
+            upstream.close()  # drop the provider connection: it must stop working for nobody
+            raise
+    except ProxyError as exc:
+        request.setdefault(ENDED, (Outcome.UPSTREAM_FAILED, exc.status))
         raise
-    upstream.release()
-    return response
+    finally:
+        if tap is not None:
+            tap.on_end(request.get(ENDED, _GONE)[0])

@@ -3,23 +3,36 @@
 Going through `logging` for every request (caller lookup, record, filters, formatter, a locked,
 flushed write) cost about 50 µs a line, a tenth of the proxy's CPU under load. Here a line is built
 with orjson in a few microseconds and lines are written together, at most `flush_seconds` late. The
-line has the same fields as every other JSON log line; the path is logged without its query string
-and redacted like any message, so no key material reaches the log.
+line has the same fields as every other JSON log line (plus the provider's own request id and, when
+a forwarded request did not simply complete, its outcome); the path is logged without its query
+string and redacted like any message, so no key material reaches the log.
+
+Exactly one line per request, with its true status, also in `tokenhub_requests_total`: the proxy
+app's `RequestLog` middleware records every request that reaches it, cancelled ones included (aiohttp
+logs nothing for a handler cancelled by a client disconnect), with the status the relay recorded
+(`ENDED`: a stream that failed after its 200 head is a 502/504; one whose last byte was relayed is a
+success whatever the client did next). aiohttp's own access hook then only logs what never reached
+an application (a malformed request answered by the parser) and the admin listener.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Middleware
 
-from proxy.log import KEY_ID, REQUEST_ID, redact
+from proxy.log import ENDED, KEY_ID, REQUEST_ID, UPSTREAM_REQUEST_ID, redact
+from proxy.runtime.metrics import Metrics
 
 _FLUSH_BYTES = 64 * 1024
+_LOGGED = web.RequestKey("access_logged", bool)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AccessSink:
@@ -44,16 +57,23 @@ class AccessSink:
         ms = int((now - second) * 1000)
         return f"{self._stamp}.{ms:03d}+00:00" if self._json else f"{self._stamp},{ms:03d}"
 
-    def record(self, method: str, path: str, status: int, seconds: float) -> None:
+    def record(self, method: str, path: str, status: int, seconds: float, *, upstream_id: str = "",
+               outcome: str = "") -> None:
         if "th-" in path or "sk-" in path:
             path = redact(path)
         message = f"{method} {path} {status} {seconds * 1000:.1f}ms"
+        if outcome:
+            message = f"{message} {outcome}"
         when = self._time(time.time())
         if self._json:
-            line = orjson.dumps({"time": when, "level": "INFO", "logger": "tokenhub.access", "message": message,
-                                 "request_id": REQUEST_ID.get(), "key_id": KEY_ID.get()}).decode()
+            fields = {"time": when, "level": "INFO", "logger": "tokenhub.access", "message": message,
+                      "request_id": REQUEST_ID.get(), "key_id": KEY_ID.get(), "status": status}
+            if upstream_id:
+                fields["upstream_request_id"] = upstream_id
+            line = orjson.dumps(fields).decode()
         else:
-            line = f"{when} INFO tokenhub.access [{REQUEST_ID.get()} {KEY_ID.get()}] {message}"
+            tail = f" upstream_request_id={upstream_id}" if upstream_id else ""
+            line = f"{when} INFO tokenhub.access [{REQUEST_ID.get()} {KEY_ID.get()}] {message}{tail}"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_BYTES:
@@ -76,10 +96,54 @@ def access_logger_class(sink: AccessSink) -> type[AbstractAccessLogger]:
 
     class AccessLogger(AbstractAccessLogger):
         def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-            sink.record(request.method, request.path, response.status, time)
+            if _LOGGED not in request:  # else the RequestLog middleware has logged it already
+                sink.record(request.method, request.path, response.status, time)
 
         @property
         def enabled(self) -> bool:
             return sink.enabled
 
     return AccessLogger
+
+
+class RequestLog:
+    """The proxy app's outermost recording middleware: every request that reaches the app is counted
+    in the metrics and written to the access log (when a sink is attached) exactly once."""
+
+    def __init__(self, metrics: Metrics, sink: AccessSink | None = None) -> None:
+        self.metrics, self.sink = metrics, sink
+
+    def _finish(self, request: web.Request, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
+        self.metrics.in_flight.dec()
+        self.metrics.observe(request, status, seconds)
+        request[_LOGGED] = True
+        sink = self.sink
+        if sink is not None and sink.enabled:
+            ended = request.get(ENDED)
+            outcome = ended[0].value if ended is not None and ended[0] != "completed" else ""
+            sink.record(request.method, request.path, status, seconds,
+                        upstream_id=request.get(UPSTREAM_REQUEST_ID, ""), outcome=outcome)
+
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def access_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            self.metrics.in_flight.inc()
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                self._finish(request, exc.status, started)
+                raise
+            except asyncio.CancelledError:  # the client went away (unless the relay says otherwise)
+                ended = request.get(ENDED)
+                self._finish(request, ended[1] if ended is not None else 499, started)
+                raise
+            except BaseException:
+                self._finish(request, 500, started)
+                raise
+            ended = request.get(ENDED)
+            self._finish(request, ended[1] if ended is not None else response.status, started)
+            return response
+
+        return access_mw

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -27,7 +24,6 @@ from keystore import KeyStore
 
 from proxy.metering.metrics import UsageMetrics
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # prometheus-client chooses its value storage from this variable when it is imported; we follow the
 # same switch so the two can never disagree.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -122,28 +118,10 @@ class Metrics:
                                                       self.latency.labels(route))
         return found
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            self.in_flight.inc()
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            except asyncio.CancelledError:
-                status = 499  # the client went away
-                raise
-            finally:
-                self.in_flight.dec()
-                route = request.match_info.route.resource
-                name = route.canonical if route is not None else "unmatched"
-                counter, histogram = self._children(name, status)
-                counter.inc()
-                histogram.observe(time.perf_counter() - started)
-
-        return metrics_mw
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        """One finished request, with its true status (the access middleware, access.py, decides it)."""
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        counter, histogram = self._children(name, status)
+        counter.inc()
+        histogram.observe(seconds)

@@ -21,7 +21,7 @@ from proxy.app import create_admin_app, create_app
 from proxy.config import Config, split_listen
 from proxy.runtime.access import AccessSink, access_logger_class
 from proxy.runtime.protocol import GuardedAppRunner
-from proxy.state import DRAINING, METRICS
+from proxy.state import DRAINING, METRICS, REQUEST_LOG
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tokenhub.access")
@@ -81,6 +81,7 @@ class Instance:
         # One INFO line per request on `tokenhub.access` (access.py), batched.
         self.access = AccessSink(sys.stderr, json=config.logging.format == "json",
                                  enabled=access_log.isEnabledFor(logging.INFO))
+        self.proxy_app[REQUEST_LOG].sink = self.access
         self._proxy = make_runner(self.proxy_app, config, self.access)
         self._admin = make_runner(self.admin_app, config, self.access)
 
