@@ -35,6 +35,10 @@ _UNAVAILABLE = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 _MIGRATION_LOCK = 0x746F6B656E687562  # "tokenhub": one advisory lock id for all instances
+# Columns an update does not simply overwrite. `limits` takes a partial object merged into the stored
+# one in the same statement (a null clears that limit; nothing left → NULL), so two concurrent PATCHes
+# of different limits cannot undo each other.
+_SET = {"limits": "limits = NULLIF(jsonb_strip_nulls(COALESCE(limits, '{{}}'::jsonb) || ${i}::jsonb), '{{}}'::jsonb)"}
 _INSERT_KEY = (f"INSERT INTO api_keys ({', '.join(INSERT_COLUMNS)})"
                f" VALUES ({', '.join(f'${i}' for i in range(1, len(INSERT_COLUMNS) + 1))})")
 
@@ -135,7 +139,7 @@ class Database:
         details: dict[str, Any],
     ) -> StoredKey | None:
         """Apply `changes` (column → value), bump the version, log the change and audit it atomically."""
-        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+        sets = ", ".join(_SET.get(col, "{col} = ${i}").format(col=col, i=i) for i, col in enumerate(changes, start=2))
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"UPDATE api_keys SET {sets}, version = version + 1 WHERE id = $1 RETURNING {COLUMNS}",

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from .limits import KeyLimits, limits_from_db, limits_from_json, limits_to_db
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
@@ -35,6 +37,7 @@ class ApiKey:
     rotated_from: str | None
     version: int
     revoked: bool = False
+    limits: KeyLimits | None = None  # None: no limit at all (the request path checks only this)
 
     def status(self, now: float) -> str:
         """`now` is Postgres time (epoch seconds), e.g. `KeyStore.now()`."""
@@ -96,6 +99,7 @@ FIELDS: tuple[Field, ...] = (
     Field("last_used_at", from_json=_time), Field("revoked_at", from_json=_time),
     _names_field("allowed_models"), _names_field("allowed_providers"),
     Field("rotated_from"), Field("version"), Field("revoked"),
+    Field("limits", from_db=limits_from_db, to_db=limits_to_db, from_json=limits_from_json),
 )
 if {f.name for f in FIELDS} != {f.name for f in fields(ApiKey)}:  # pragma: no cover - a developer error
     raise RuntimeError("keystore.record.FIELDS must name every ApiKey field exactly once")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import re
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from .cache import LocalCache, RedisCache
 from .clock import Clock
 from .errors import InvalidInput, NotFound, StorageUnavailable
 from .hashing import Hasher
+from .limits import NO_LIMITS, limits_from
 from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation, StoredKey
 from .pg import Database, decode_cursor, encode_cursor
 from .revocation import RevocationBus
@@ -150,7 +152,7 @@ class KeyStore:
 
     async def create(self, actor: Actor, *, name: str, account: str = "default",
                      expires_at: datetime | None = None, allowed_models: Sequence[str] = (),
-                     allowed_providers: Sequence[str] = ()) -> IssuedKey:
+                     allowed_providers: Sequence[str] = (), limits: Mapping[str, Any] | None = None) -> IssuedKey:
         """Mint, hash and store a key. Raises InvalidInput, StorageUnavailable."""
         now = self.clock.now()
         _check_name(name)
@@ -162,7 +164,7 @@ class KeyStore:
                    expires_at=expires_at, last_used_at=None, revoked_at=None,
                    allowed_models=_names(allowed_models, "allowed_models"),
                    allowed_providers=_names(allowed_providers, "allowed_providers"),
-                   rotated_from=None, version=1),
+                   rotated_from=None, version=1, limits=None if limits is None else limits_from(limits)),
             secret_hash=await self.hasher.hash(secret),
         )
         await self.db.insert_key(stored, actor, "key.create", _describe(stored.key))
@@ -190,8 +192,10 @@ class KeyStore:
         return KeyPage(data=data, next_cursor=encode_cursor(data[-1]) if more else None)
 
     async def update(self, actor: Actor, key_id: str, *, name: Any = UNSET, expires_at: Any = UNSET,
-                     allowed_models: Any = UNSET, allowed_providers: Any = UNSET) -> tuple[ApiKey, Propagation]:
-        """Change a key; narrowing takes effect everywhere like a revoke. Raises InvalidInput, NotFound."""
+                     allowed_models: Any = UNSET, allowed_providers: Any = UNSET,
+                     limits: Any = UNSET) -> tuple[ApiKey, Propagation]:
+        """Change a key; narrowing takes effect everywhere like a revoke. `limits` is a partial object
+        merged into the key's (a null clears one limit). Raises InvalidInput, NotFound."""
         changes: dict[str, Any] = {}
         if name is not UNSET:
             _check_name(name)
@@ -202,6 +206,9 @@ class KeyStore:
         for col, value in (("allowed_models", allowed_models), ("allowed_providers", allowed_providers)):
             if value is not UNSET:
                 changes[col] = list(_names(value, col))
+        if limits is not UNSET:
+            NO_LIMITS.merged(limits)  # checks every value given; the merge itself happens in Postgres
+            changes["limits"] = json.dumps(dict(limits))  # the jsonb parameter, as JSON text
         if not changes:
             raise InvalidInput("nothing to update", field=None)
         stored = await self.db.update_key(key_id, changes, self.clock.now(), actor, "key.update",
@@ -299,4 +306,5 @@ def _jsonable(value: Any) -> Any:
 
 def _describe(key: ApiKey) -> dict[str, Any]:
     return {"name": key.name, "account": key.account, "expires_at": _jsonable(key.expires_at),
-            "allowed_models": list(key.allowed_models), "allowed_providers": list(key.allowed_providers)}
+            "allowed_models": list(key.allowed_models), "allowed_providers": list(key.allowed_providers),
+            "limits": None if key.limits is None else key.limits.to_json()}

@@ -12,6 +12,7 @@ from proxy.config import Config
 from proxy.errors import error_mw
 from proxy.gateway import forward
 from proxy.gateway.providers import ProviderTable
+from proxy.limits import ctx as limits
 from proxy.gateway.styles.owners import owners_ctx
 from proxy.log import add_request_id_header, request_id_mw
 from proxy.metering.ctx import metering_ctx
@@ -39,6 +40,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     # metering_ctx last: torn down first, after the drain, with its own pool (the final usage write)
     root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx, owners_ctx, metering_ctx])
     root.on_response_prepare.append(add_request_id_header)
+    limits.setup(root)  # the limiter's context (after metering's) and the x-ratelimit-* headers
     root.add_routes(health.routes)
     root.add_subapp("/v1/", forward.make_subapp())
     root.add_subapp("/openai/", forward.make_azure_subapp())  # the AzureOpenAI client's own paths

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from keystore import KeystoreSettings
 
+from proxy.limits.settings import LimitsConfig
 from proxy.metering.settings import MeteringConfig
 
 ENV_PREFIX = "TOKENHUB_"
@@ -179,5 +180,6 @@ class Config:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metering: MeteringConfig = field(default_factory=MeteringConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     providers: tuple[ProviderConfig, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)  # bare model name -> "provider/model"

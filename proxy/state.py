@@ -9,6 +9,7 @@ from keystore import Clock, KeyStore
 
 from proxy.config import Config
 from proxy.gateway.providers import ProviderTable
+from proxy.limits.limiter import Limiter
 from proxy.metering.meter import Meter
 from proxy.runtime.access import RequestLog
 from proxy.runtime.metrics import Metrics
@@ -23,4 +24,5 @@ REQUEST_LOG = web.AppKey("request_log", RequestLog)  # metrics and access log of
 STARTED = web.AppKey("started", list)
 DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
 METER = web.AppKey("meter", Meter)  # usage metering (its `config.enabled` says whether it meters)
+LIMITER = web.AppKey("limiter", Limiter)  # per-key limits and budgets (proxy/limits/)
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock

@@ -1,0 +1,274 @@
+"""`Limiter`: one per process. `reserve()` before a request goes to the provider, `finish()` after.
+
+Order of work for a request of a key with limits (a key without any pays one attribute read):
+
+1. `max_tokens_per_request`: the request's own cap (max_tokens, max_completion_tokens, max_output_tokens)
+   above the key's → 400 naming the field. No Redis involved.
+2. The demand: tokens and micro-USD reserved (demand.py).
+3. One script call in Redis (scripts.py ADMIT) decides everything on the server's clock and, when it
+   admits, takes a request from the requests bucket, the reservation from the tokens bucket and the
+   month, and a concurrency lease. A missing month is seeded from the Postgres usage rollups first.
+4. Redis failing or slow (bounded by `[redis] timeout_seconds`): the `[limits] fallback` decides —
+   the local share (local.py), open, or closed — for `retry_redis_seconds`, then Redis is tried again.
+5. After the answer, `finish()` corrects the reservation to the metered figure and frees the lease in a
+   background task (one script call), so neither a client's disconnect nor the reply's latency waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from keystore import ApiKey
+from keystore.limits import KeyLimits
+
+from proxy.errors import ServiceUnavailable
+from proxy.limits.answers import over_budget, rate_headers, rate_limited
+from proxy.limits.demand import Demand, PriceLike, demand_of
+from proxy.limits.local import LocalCounters, MonthSpend
+from proxy.limits.settings import LimitsConfig
+from proxy.limits.shared import BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
+from proxy.metering.tap import Metered
+from proxy.metering.usage import Unmetered
+
+log = logging.getLogger(__name__)
+_REDIS_FAILED = (RedisError, OSError, TimeoutError)
+# A figure is believed as it is only when complete or when the provider refused the request (it used
+# nothing); otherwise (the client left, the stream broke, no usage reported) the reservation stands.
+_BELIEVED = (None, Unmetered.PROVIDER_ERROR)
+MonthUsage = Callable[[str, datetime], Awaitable[tuple[int, int]]]  # (key id, month start) → tokens, micro-USD
+_WHY = {1: "concurrent requests", 2: "requests per minute", 4: "tokens per minute"}
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One admitted request of a limited key, until `finish()`."""
+
+    key_id: str
+    limits: KeyLimits
+    demand: Demand
+    lease: str  # "" without a concurrency limit
+    month: int  # yyyymm the reservation was counted in
+    shared: bool  # counted in Redis (else by this instance's fallback, or not at all when fail-open)
+    counted: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _counted(limits: KeyLimits) -> bool:
+    return any(v is not None for v in (limits.requests_per_minute, limits.tokens_per_minute,
+                                       limits.max_concurrent_requests, limits.tokens_per_month, limits.usd_per_month))
+
+
+def _month_now() -> int:
+    now = datetime.now(UTC)
+    return now.year * 100 + now.month
+
+
+def _month_start(month: int) -> datetime:
+    return datetime(month // 100, month % 100, 1, tzinfo=UTC)
+
+
+class Limiter:
+    def __init__(self, redis: Redis | RedisCluster | None, namespace: str, config: LimitsConfig, *,
+                 month_usage: MonthUsage | None = None, redis_timeout: float = 0.25) -> None:
+        self.config = config
+        self._shared = None if redis is None else SharedCounters(redis, namespace, config.lease_seconds)
+        self._local = LocalCounters(config.fallback_instances)
+        self._month_usage = month_usage
+        self._timeout = redis_timeout
+        self._down_until = 0.0
+        self._running: dict[str, int] = {}  # this instance's requests in flight, per key
+        self._leases: dict[str, set[str]] = {}  # their Redis leases, renewed by `maintain()`
+        self._carry_limits: dict[str, KeyLimits] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.degraded_admissions = 0  # requests decided by the fallback (metric)
+
+    @property
+    def redis_up(self) -> bool:
+        return self._shared is not None and time.monotonic() >= self._down_until
+
+    # -- before the provider ----------------------------------------------------------------------
+
+    async def reserve(self, key: ApiKey, price: PriceLike | None, body: Mapping[str, Any], size: int) -> Ticket | None:
+        """Admit the request or raise MaxTokensExceeded (400), RateLimitExceeded (429), UsageLimitExceeded
+        (402), or ServiceUnavailable (503, only with `fallback = "closed"`). None: nothing to count."""
+        limits = key.limits
+        if limits is None:
+            return None
+        demand = demand_of(body, size, limits, price, self.config)
+        if not _counted(limits):
+            return None
+        lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
+        verdict, shared = await self._decide(key.id, limits, demand, lease)
+        if verdict is None:  # fail-open: admitted, counted nowhere
+            return Ticket(key.id, limits, demand, "", 0, shared=False, counted=False)
+        if verdict.status == RATE:
+            why = ", ".join(w for bit, w in _WHY.items() if verdict.why & bit)
+            raise rate_limited(limits, verdict.levels, verdict.retry_ms, why)
+        if verdict.status == BUDGET:
+            raise over_budget(limits, verdict.levels)
+        self._running[key.id] = self._running.get(key.id, 0) + 1
+        if shared and lease:
+            self._leases.setdefault(key.id, set()).add(lease)
+        return Ticket(key.id, limits, demand, lease, verdict.month, shared,
+                      headers=rate_headers(limits, verdict.levels))
+
+    async def _decide(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> tuple[Verdict | None, bool]:
+        if self.redis_up:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await self._admit_shared(key_id, limits, demand, lease), True
+            except _REDIS_FAILED as exc:
+                self._redis_failed(exc)
+        self.degraded_admissions += 1
+        if self.config.fallback == "open":
+            return None, False
+        if self.config.fallback == "closed":
+            raise ServiceUnavailable("Limits for this API key cannot be checked right now; retry shortly.",
+                                     headers={"Retry-After": "1"})
+        return await self._admit_local(key_id, limits, demand), False
+
+    async def _admit_shared(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> Verdict:
+        assert self._shared is not None
+        carry = self._local.take_carry(key_id)
+        try:
+            v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+            if v.status == SEED_NEEDED:
+                await self._seed(key_id, v.month)
+                # The rollups already hold what was metered while Redis was away: do not count it twice.
+                carry = replace(carry, month_tokens=0, micro_usd=0)
+                v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+        except BaseException:
+            self._local.add_carry(key_id, carry)
+            raise
+        self._local.remember_month(key_id, MonthSpend(v.month, v.month_tokens, v.month_micro_usd))
+        return v
+
+    async def _seed(self, key_id: str, month: int) -> None:
+        assert self._shared is not None
+        tokens, micro = (0, 0) if self._month_usage is None else await self._month_usage(key_id, _month_start(month))
+        await self._shared.seed(key_id, month, tokens, micro)
+
+    async def _admit_local(self, key_id: str, limits: KeyLimits, demand: Demand) -> Verdict:
+        month = _month_now()
+        budget = limits.tokens_per_month is not None or limits.usd_per_month is not None
+        if budget and not self._local.knows_month(key_id, month) and self._month_usage is not None:
+            tokens, micro = await self._month_usage(key_id, _month_start(month))
+            self._local.remember_month(key_id, MonthSpend(month, tokens, micro))
+        self._carry_limits[key_id] = limits
+        return self._local.admit(key_id, limits, demand.tokens, demand.micro_usd, month,
+                                 self._running.get(key_id, 0))
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if self.redis_up:
+            log.warning("limits: Redis failed (%s: %s); using the %s fallback for %.1fs", type(exc).__name__,
+                        exc, self.config.fallback, self.config.retry_redis_seconds)
+        self._down_until = time.monotonic() + self.config.retry_redis_seconds
+
+    # -- after the provider -----------------------------------------------------------------------
+
+    def finish(self, ticket: Ticket | None, metered: Metered | None) -> None:
+        """Correct the reservation to the metered figure and free the lease (in the background)."""
+        if ticket is None or not ticket.counted:
+            return
+        self._release(ticket)
+        tokens, micro = self._deltas(ticket.demand, metered)
+        if not ticket.shared:
+            self._local.correct(ticket.key_id, ticket.limits, tokens, micro, ticket.month)
+            return
+        if tokens or micro or ticket.lease:
+            task = asyncio.get_running_loop().create_task(self._settle(ticket, tokens, micro))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _deltas(demand: Demand, metered: Metered | None) -> tuple[int, int]:
+        """(tokens, micro-USD) metered minus reserved."""
+        if metered is None:
+            return 0, 0
+        used = metered.usage.input_tokens + metered.usage.output_tokens
+        micro = 0 if metered.usd is None else round(metered.usd * 1_000_000)
+        if metered.reason not in _BELIEVED:
+            used, micro = max(used, demand.tokens), max(micro, demand.micro_usd)
+        return used - demand.tokens, micro - demand.micro_usd
+
+    def _release(self, ticket: Ticket) -> None:
+        left = self._running.get(ticket.key_id, 1) - 1
+        if left:
+            self._running[ticket.key_id] = left
+        else:
+            self._running.pop(ticket.key_id, None)
+        leases = self._leases.get(ticket.key_id)
+        if leases is not None:
+            leases.discard(ticket.lease)
+            if not leases:
+                del self._leases[ticket.key_id]
+
+    async def _settle(self, ticket: Ticket, tokens: int, micro: int) -> None:
+        assert self._shared is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._shared.settle(ticket.key_id, ticket.limits.tokens_per_minute or 0, tokens, micro,
+                                          ticket.lease, ticket.month)
+        except _REDIS_FAILED as exc:
+            self._redis_failed(exc)
+            self._carry_limits[ticket.key_id] = ticket.limits
+            self._local.add_carry(ticket.key_id, Carry(0, tokens, tokens, micro))
+
+    # -- background -------------------------------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Forever: renew this instance's leases and hand what the fallback admitted back to Redis."""
+        while True:
+            await asyncio.sleep(min(1.0, self.config.lease_seconds / 3))
+            if self.redis_up:
+                await self.maintain_once()
+
+    async def maintain_once(self) -> None:
+        assert self._shared is not None
+        try:
+            async with asyncio.timeout(self._timeout * 4):
+                for key_id, leases in list(self._leases.items()):
+                    await self._shared.renew(key_id, sorted(leases))
+                for key_id in list(self._local.carry):
+                    await self._flush_carry(key_id)
+        except _REDIS_FAILED as exc:
+            self._redis_failed(exc)
+
+    async def _flush_carry(self, key_id: str) -> None:
+        assert self._shared is not None
+        limits = self._carry_limits.get(key_id)
+        carry = self._local.take_carry(key_id)
+        if limits is None or carry.empty:
+            return
+        try:
+            v = await self._shared.admit(key_id, limits, 0, 0, "", carry, probe=True)
+            if v.status == SEED_NEEDED:  # Redis lost the month: the rollups hold the metered part
+                await self._seed(key_id, v.month)
+                await self._shared.admit(key_id, limits, 0, 0, "", replace(carry, month_tokens=0, micro_usd=0),
+                                         probe=True)
+        except BaseException:
+            self._local.add_carry(key_id, carry)
+            raise
+
+    async def settled(self) -> None:
+        """Wait until every reconciliation started so far has ended."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Wait (bounded) for the reconciliations still running."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout * 4):
+                await self.settled()
