@@ -44,8 +44,7 @@ class Metered:
         u = self.usage
         return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
                 "cached_input_tokens": u.cached_input_tokens, "usd": None if self.usd is None else float(self.usd),
-                "unmetered": None if self.reason is None else self.reason.value,
-                "provider_request_id": self.provider_request_id}
+                "unmetered": None if self.reason is None else self.reason.value}
 
 
 class MeteringTap:

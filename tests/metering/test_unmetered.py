@@ -1,0 +1,93 @@
+"""Requests without a complete usage figure are counted as unmetered, with their reason (rollups and
+metrics), never as a silent zero; what was known is still charged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.gateway.tap import Outcome
+from proxy.metering.parsers import UsageState
+from proxy.metering.tap import Metered, MeteringTap
+from proxy.metering.usage import Unmetered, Usage
+from proxy.state import METRICS
+from tests.metering.conftest import CHAT, Recorder, Stack
+from tests.support import eventually
+
+CHAT_BODY: Any = {"model": f"openai/{CHAT}", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def unmetered(stack: Stack, reason: str) -> float:
+    value = stack.proxy.app[METRICS].registry.get_sample_value(
+        "tokenhub_usage_unmetered_total", {"provider": "openai", "reason": reason})
+    return value or 0.0
+
+
+async def post(stack: Stack, key: str, body: dict[str, Any]) -> bytes:
+    async with aiohttp.ClientSession() as session, session.post(
+            stack.proxy.make_url("/v1/chat/completions"), json=body, headers={"Authorization": f"Bearer {key}"}) as r:
+        return await r.read()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_no_usage_reported(stack: Stack, recorder: Recorder, stream: bool) -> None:
+    recorder.mode = "no_usage"
+    key, key_id = await stack.issue()
+    await post(stack, key, CHAT_BODY | {"stream": stream})
+    total = (await stack.usage(key_id))["total"]
+    assert (total["requests"], total["unmetered_requests"], total["input_tokens"]) == (1, 1, 0)
+    assert unmetered(stack, "no_usage_reported") == 1
+
+
+async def test_client_gone_mid_stream(stack: Stack, recorder: Recorder) -> None:
+    recorder.mode = "hold"
+    key, key_id = await stack.issue()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(stack.proxy.make_url("/v1/chat/completions"), json=CHAT_BODY | {"stream": True},
+                                headers={"Authorization": f"Bearer {key}"}) as r:
+            assert (await r.content.readany()).startswith(b"data: ")
+            await recorder.holding.wait()
+        # leaving the block closes the connection mid-stream
+    await eventually(lambda: unmetered(stack, "client_gone") == 1)
+    total = (await stack.usage(key_id))["total"]
+    assert (total["requests"], total["unmetered_requests"]) == (1, 1)
+
+
+async def test_upstream_broke_mid_stream(stack: Stack, recorder: Recorder) -> None:
+    recorder.mode = "break"
+    key, key_id = await stack.issue()
+    with pytest.raises(aiohttp.ClientPayloadError):  # the relay ends a broken stream visibly
+        await post(stack, key, CHAT_BODY | {"stream": True})
+    await eventually(lambda: unmetered(stack, "upstream_failed") == 1)
+    assert (await stack.usage(key_id))["total"]["unmetered_requests"] == 1
+
+
+class StartsWithInput:
+    """A format like Anthropic's: input tokens announced by the first event, the rest at the end."""
+
+    def from_event(self, event: Any, state: UsageState) -> bool:
+        state.partial = Usage(input_tokens=event["usage"]["input_tokens"])
+        return False
+
+    def from_usage(self, usage: Any, state: UsageState) -> None:
+        raise AssertionError("not a whole answer")
+
+
+def test_client_gone_is_charged_the_input_tokens_already_reported() -> None:
+    recorded: list[Metered] = []
+    tap = MeteringTap(StartsWithInput(), strip=False, price=None, record=recorded.append)
+    tap.on_start(200, CIMultiDictProxy(CIMultiDict({"Content-Type": "text/event-stream"})))
+    tap.on_chunk(b'data: {"type":"message_start","usage":{"input_tokens":42}}\n\n')
+    tap.on_end(Outcome.CLIENT_GONE)
+    assert recorded == [Metered(Usage(input_tokens=42), Unmetered.CLIENT_GONE, None, None)]
+    assert tap.result is recorded[0]
+
+
+def test_refused_before_the_provider_is_not_counted() -> None:
+    recorded: list[Metered] = []
+    tap = MeteringTap(StartsWithInput(), strip=False, price=None, record=recorded.append)
+    tap.on_end(Outcome.NOT_SENT)
+    assert recorded == [] and tap.result is None
