@@ -2,6 +2,7 @@
 
 from .clock import Clock
 from .errors import (
+    Conflict,
     DuplicateKey,
     ExpiredKey,
     InvalidInput,
@@ -14,7 +15,7 @@ from .errors import (
     UnknownKey,
 )
 from .hashing import Overloaded
-from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation
+from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, KeystoreSnapshot, Propagation
 from .responses import ResponseOwner, ResponseOwners
 from .service import STATUSES, KeyStore, migrate
 from .settings import KeystoreSettings
@@ -27,6 +28,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Clock",
+    "Conflict",
     "DuplicateKey",
     "ExpiredKey",
     "Hooks",
@@ -36,6 +38,7 @@ __all__ = [
     "KeyStore",
     "KeystoreError",
     "KeystoreSettings",
+    "KeystoreSnapshot",
     "MalformedKey",
     "NotFound",
     "Overloaded",

@@ -3,9 +3,11 @@
 In-process (`LocalCache`): verified keys keyed by a digest of the whole presented key, so a wrong
 secret can never match an entry; negative caches for unknown key ids and known-bad presented keys.
 
-Redis (`RedisCache`): key records (public fields, version and argon2 hash; never a secret) under
-`<ns>:key:<id>`, as `<version>|<json>`. Writes go through a compare-and-set script that never replaces
-a newer version with an older one, which is what closes the cache-fill race across instances.
+Redis (`RedisCache`): key records (public fields, version, argon2 hash and the Postgres time they were
+read; never a secret) under `names.record`, as `<version>|<mac>|<json>`. Writes go through a
+compare-and-set script that never replaces a newer version with an older one, which closes the
+cache-fill race across instances; reads believe only what an instance of this fleet wrote, recently,
+at a version no older than the newest this instance knows (see `RedisCache`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from cachetools import TLRUCache, TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from . import names
 from .models import StoredKey
 from .record import from_json, to_json
+from .seal import Seal
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,10 @@ class LocalCache:
         self._unknown_ids.pop(stored.key.id, None)
         return True
 
+    def floor(self, key_id: str) -> int:
+        """The newest version of `key_id` this instance has heard of (0: none within the memory)."""
+        return self._versions.get(key_id, 0)
+
     def evict(self, key_id: str, version: int) -> None:
         """The key changed (now at `version`): its entry may no longer be trusted as it stands.
 
@@ -112,7 +120,8 @@ class LocalCache:
 
 
 # KEYS[1] record key; ARGV[1] version; ARGV[2] value; ARGV[3] ttl ms.
-# Writes only when no record is there or the one there is older.
+# Writes only when no record is there or the one there is older. (The version prefix is not
+# authenticated; a forged high one is deleted by the reader that refuses it, see `RedisCache.get`.)
 _SET_IF_NEWER = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -122,40 +131,44 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
-
-
-def _dump(stored: StoredKey) -> bytes:
-    return str(stored.key.version).encode() + b"|" + orjson.dumps(to_json(stored))
-
-
-def _load(raw: bytes) -> StoredKey:
-    return from_json(orjson.loads(raw.split(b"|", 1)[1]))
+# KEYS[1] record key; ARGV[1] the exact value refused. Deletes it unless someone replaced it meanwhile.
+_DELETE_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RECORD = b"key-record"
 
 
 class RedisCache:
-    """Key records in Redis. Every failure is swallowed and reported as a miss: Redis is only a cache.
+    """Key records in Redis, as `<version>|<mac>|<json>`. Redis is only a cache, and not trusted:
 
-    After a failure Redis is skipped for `retry_after` seconds so a dead Redis costs one timeout, not
-    one per request.
+    * a record is believed only when its MAC (fleet secret, see seal.py) is right for its key id, its
+      Postgres read time (`read_at`) is less than `ttl` old in Postgres time, and its version is not
+      below the newest version this instance knows of (`floor`). Anything else is refused, counted,
+      logged and deleted, and the caller reads Postgres;
+    * every failure is swallowed and reported as a miss; after one, Redis is skipped for `retry_after`
+      seconds so a dead Redis costs one timeout, not one per request.
     """
 
     def __init__(self, redis: Redis, *, namespace: str, ttl: float, retry_after: float,
-                 timer: Callable[[], float]) -> None:
+                 timer: Callable[[], float], pg_time: Callable[[], float], seal: Seal) -> None:
         self._redis = redis
         self._ns = namespace
-        self._ttl_ms = int(ttl * 1000)
+        self._ttl = ttl
         self._retry_after = retry_after
-        self._timer = timer
+        self._timer, self._pg_time, self._seal = timer, pg_time, seal
         self._down_until = 0.0
         self.failures = 0
+        self.refused = 0  # records read but not believed (forged, stale, below the floor)
         self._set_if_newer = redis.register_script(_SET_IF_NEWER)
+        self._delete_if_same = redis.register_script(_DELETE_IF_SAME)
 
     def record_key(self, key_id: str) -> str:
-        return f"{self._ns}:key:{key_id}"
+        return names.record(self._ns, key_id)
 
     @property
     def available(self) -> bool:
-        return self._timer() >= self._down_until
+        return self._seal.ready and self._timer() >= self._down_until
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
@@ -169,7 +182,8 @@ class RedisCache:
         except (RedisError, OSError):
             return False
 
-    async def get(self, key_id: str) -> StoredKey | None:
+    async def get(self, key_id: str, *, floor: int = 0) -> StoredKey | None:
+        """The record of `key_id` if Redis holds one this instance may believe (see the class)."""
         if not self.available:
             return None
         try:
@@ -177,17 +191,46 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
-        return None if raw is None else _load(raw if isinstance(raw, bytes) else raw.encode())
+        if raw is None:
+            return None
+        raw = raw if isinstance(raw, bytes) else raw.encode()
+        stored, why = self._believe(key_id, raw, floor)
+        if stored is None:
+            await self._refuse(key_id, raw, why)
+        return stored
+
+    def _believe(self, key_id: str, raw: bytes, floor: int) -> tuple[StoredKey | None, str]:
+        version, _, rest = raw.partition(b"|")
+        mac, _, body = rest.partition(b"|")
+        if not self._seal.check(mac, _RECORD, key_id.encode(), version, body):
+            return None, "its MAC is wrong (not written by an instance of this fleet)"
+        stored = from_json(orjson.loads(body))
+        if stored.key.id != key_id or str(stored.key.version).encode() != version:
+            return None, "it names another key or version"
+        if self._pg_time() - stored.read_at > self._ttl:
+            return None, "it was read from Postgres longer ago than a record may live"
+        if stored.key.version < floor:
+            return None, f"its version {stored.key.version} is below the newest known ({floor})"
+        return stored, ""
+
+    async def _refuse(self, key_id: str, raw: bytes, why: str) -> None:
+        self.refused += 1
+        log.warning("refused the Redis record of key %s: %s", key_id, why)
+        try:
+            await self._delete_if_same(keys=[self.record_key(key_id)], args=[raw])
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
 
     async def put(self, stored: StoredKey) -> bool:
         """Store the record unless Redis already holds this version or a newer one."""
         if not self.available:
             return False
+        k = stored.key
+        version, body = str(k.version).encode(), orjson.dumps(to_json(stored))
+        value = b"|".join((version, self._seal.sign(_RECORD, k.id.encode(), version, body), body))
         try:
-            written = await self._set_if_newer(
-                keys=[self.record_key(stored.key.id)],
-                args=[stored.key.version, _dump(stored), self._ttl_ms],
-            )
+            written = await self._set_if_newer(keys=[self.record_key(k.id)],
+                                               args=[k.version, value, int(self._ttl * 1000)])
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return False

@@ -8,6 +8,7 @@
     ├── RateLimited         too many failed verifications for this key id; retry later
     ├── NotFound            an admin operation named a key id that does not exist
     ├── InvalidInput        an admin operation's argument is unacceptable (names the field)
+    ├── Conflict            the key's state forbids the operation (rotating a revoked key)
     ├── DuplicateKey        a minted key id collided with an existing one
     └── StorageUnavailable  Postgres (and the caches) could not answer; the key could not be checked
 """
@@ -49,6 +50,10 @@ class InvalidInput(KeystoreError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class Conflict(KeystoreError):
+    pass
 
 
 class DuplicateKey(KeystoreError):

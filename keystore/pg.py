@@ -8,14 +8,15 @@ import functools
 import importlib.resources
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from .errors import DuplicateKey, InvalidInput, StorageUnavailable
+from .errors import Conflict, DuplicateKey, InvalidInput, StorageUnavailable
 from .models import Actor, ApiKey, AuditEvent, StoredKey
 from .record import COLUMNS, INSERT_COLUMNS, from_row, insert_values
 
@@ -35,6 +36,7 @@ _UNAVAILABLE = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 _MIGRATION_LOCK = 0x746F6B656E687562  # "tokenhub": one advisory lock id for all instances
+_FLEET_SECRET = "record_mac"
 # Columns an update does not simply overwrite. `limits` takes a partial object merged into the stored
 # one in the same statement (a null clears that limit; nothing left → NULL), so two concurrent PATCHes
 # of different limits cannot undo each other.
@@ -72,11 +74,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
 
 
-_STATUS_SQL = {
-    None: "$1::timestamptz IS NOT NULL",
-    "revoked": "(revoked_at IS NOT NULL AND revoked_at <= $1)",
-    "expired": "(NOT (revoked_at IS NOT NULL AND revoked_at <= $1) AND expires_at IS NOT NULL AND expires_at <= $1)",
-    "active": "((revoked_at IS NULL OR revoked_at > $1) AND (expires_at IS NULL OR expires_at > $1))",
+_REVOKED_SQL = "(revoked OR (revoked_at IS NOT NULL AND revoked_at <= clock_timestamp()))"
+_STATUS_SQL = {  # judged on Postgres' clock, never on an instance's
+    None: "true",
+    "revoked": _REVOKED_SQL,
+    "expired": f"(NOT {_REVOKED_SQL} AND expires_at IS NOT NULL AND expires_at <= clock_timestamp())",
+    "active": f"(NOT {_REVOKED_SQL} AND (expires_at IS NULL OR expires_at > clock_timestamp()))",
 }
 
 
@@ -116,7 +119,26 @@ class Database:
                     await conn.execute(f.read_text())
                     await conn.execute("INSERT INTO tokenhub_migrations (name) VALUES ($1)", f.name)
                     applied.append(f.name)
+            # The fleet secret: made once, here, so it lives only in Postgres and in instances' memory.
+            await conn.execute("INSERT INTO tokenhub_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                               _FLEET_SECRET, os.urandom(32))
         return applied
+
+    @_translated
+    async def fleet_secret(self) -> bytes:
+        """The MAC key for what instances write to Redis. Raises StorageUnavailable (also when missing)."""
+        async with self._conn() as conn:
+            value = await conn.fetchval("SELECT value FROM tokenhub_secrets WHERE name = $1", _FLEET_SECRET,
+                                        timeout=self._timeout)
+        if value is None:
+            raise StorageUnavailable("no fleet secret in Postgres: run `tokenhub migrate`")
+        return bytes(value)
+
+    @_translated
+    async def server_time(self) -> float:
+        """Postgres' clock, epoch seconds."""
+        async with self._conn() as conn:
+            return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())", timeout=self._timeout))
 
     @_translated
     async def fetch_key(self, key_id: str) -> StoredKey | None:
@@ -173,11 +195,10 @@ class Database:
 
     @_translated
     async def list_keys(
-        self, *, now: datetime, account: str | None, status: str | None, limit: int,
-        cursor: tuple[datetime, str] | None,
+        self, *, account: str | None, status: str | None, limit: int, cursor: tuple[datetime, str] | None,
     ) -> list[ApiKey]:
         where = [_STATUS_SQL[status]]
-        args: list[Any] = [now]
+        args: list[Any] = []
         if account is not None:
             args.append(account)
             where.append(f"account = ${len(args)}")
@@ -237,15 +258,40 @@ class Database:
             await conn.fetchval("SELECT 1", timeout=self._timeout)
 
     @_translated
+    async def revoke_key(self, key_id: str, actor: Actor) -> StoredKey | None:
+        """Revoke now, as a state in force from this commit; `revoked_at` is Postgres' clock.
+
+        Idempotent: an already revoked key is returned as it is (no new version, no audit row).
+        The row lock makes a concurrent rotate of the same key wait for this commit (then 409).
+        """
+        async with self._conn() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE api_keys SET revoked = true, revoked_at = LEAST(COALESCE(revoked_at, 'infinity'),"
+                f" clock_timestamp()), version = version + 1 WHERE id = $1 AND NOT revoked RETURNING {COLUMNS}",
+                key_id, timeout=self._timeout,
+            )
+            if row is None:
+                row = await conn.fetchrow(f"SELECT {COLUMNS} FROM api_keys WHERE id = $1", key_id,
+                                          timeout=self._timeout)
+                return None if row is None else from_row(row)
+            stored = from_row(row)
+            await conn.execute("INSERT INTO key_changes (key_id, version) VALUES ($1, $2)", key_id, row["version"])
+            await self._audit(conn, datetime.fromtimestamp(stored.read_at, UTC), actor, "key.revoke", key_id, {})
+        return stored
+
+    @_translated
     async def rotate_key(
-        self, old_id: str, build_new: Callable[[StoredKey], StoredKey], old_revoked_at: datetime,
+        self, old_id: str, build_new: Callable[[StoredKey], StoredKey], grace_seconds: float,
         actor: Actor, details: dict[str, Any],
     ) -> tuple[StoredKey, StoredKey] | None:
         """Insert the key `build_new(old)` and schedule the old key's end, linked, in one transaction.
 
-        The old row is locked first, so a concurrent update cannot slip between reading its attributes
-        and copying them. The old key's `revoked_at` only ever moves earlier: rotating twice cannot extend
-        a grace period. Returns (old, new) as committed, or None if the old key does not exist.
+        The old row is locked first, so a concurrent update or revoke cannot slip between reading its
+        attributes and copying them; a key that is revoked (or whose end has come) when the lock is
+        granted raises Conflict, so a revoked key never gets an active successor. `build_new` gets the
+        old record with `read_at` = Postgres' time. The old key's `revoked_at` only ever moves earlier:
+        rotating twice cannot extend a grace period. Returns (old, new) as committed, or None if the
+        old key does not exist.
         """
         async with self._conn() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -253,13 +299,18 @@ class Database:
             )
             if row is None:
                 return None
-            new = build_new(from_row(row))
+            current = from_row(row)
+            if current.key.status(current.read_at) == "revoked":
+                raise Conflict(f"key {old_id} is revoked and cannot be rotated")
+            new = build_new(current)
             k = new.key
             await self._insert(conn, new)
             old = await conn.fetchrow(
-                "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, 'infinity'), $2),"
+                # No grace: the old key ends at this commit, as a revoke does (a state, not a time).
+                "UPDATE api_keys SET revoked = revoked OR $2 = 0, revoked_at = LEAST(COALESCE(revoked_at,"
+                " 'infinity'), clock_timestamp() + make_interval(secs => $2)),"
                 f" version = version + 1 WHERE id = $1 RETURNING {COLUMNS}",
-                old_id, old_revoked_at, timeout=self._timeout,
+                old_id, float(grace_seconds), timeout=self._timeout,
             )
             await conn.execute("INSERT INTO key_changes (key_id, version) VALUES ($1, $2)", old_id, old["version"])
             await self._audit(conn, k.created_at, actor, "key.rotate", old_id, details | {"new_key_id": k.id})

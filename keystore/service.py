@@ -10,7 +10,7 @@ import logging
 import re
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,15 +18,26 @@ from redis.asyncio import Redis
 
 from . import keygen
 from .cache import LocalCache, RedisCache
-from .clock import Clock
-from .errors import InvalidInput, NotFound, StorageUnavailable
+from .clock import Clock, ClockSync
+from .errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from .hashing import Hasher
 from .limits import NO_LIMITS, limits_from
-from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, Propagation, StoredKey
+from .models import (
+    UNSET,
+    Actor,
+    ApiKey,
+    AuditEvent,
+    IssuedKey,
+    KeyPage,
+    KeystoreSnapshot,
+    Propagation,
+    StoredKey,
+)
 from .pg import Database, decode_cursor, encode_cursor
 from .revocation import RevocationBus
+from .seal import Seal
 from .settings import KeystoreSettings
-from .verify import Authenticator, AuthStats, Hooks
+from .verify import Authenticator, Hooks
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +62,60 @@ class KeyStore:
                  pubsub_redis: Redis | None = None, clock: Clock | None = None,
                  hooks: Hooks | None = None, instance_id: str | None = None, db_timeout: float = 5.0) -> None:
         self.settings = settings
-        self.clock = clock or Clock()
-        timer = self.clock.time
-        self.db = Database(pool, timeout=db_timeout)
-        self.local = LocalCache(
+        local_clock = clock or Clock()
+        timer = local_clock.time  # local things: cache lifetimes and windows
+        self._clock = ClockSync(local_clock, warn_offset=settings.clock_warn_offset_seconds,
+                                max_offset=settings.clock_max_offset_seconds)
+        self._seal = Seal()
+        self._hooks = hooks or Hooks()
+        self._db = Database(pool, timeout=db_timeout)
+        self._local = LocalCache(
             size=settings.cache_size,
             lifetime=max(settings.cache_keep_seconds, settings.cache_ttl_seconds, settings.pg_down_grace_seconds),
             negative_size=settings.negative_cache_size, negative_ttl=settings.negative_ttl_seconds,
-            version_memory=2 * settings.fill_max_age_seconds + settings.cache_ttl_seconds, timer=timer,
+            # A floor must outlive every Redis record older than it (records live `redis_ttl_seconds`
+            # from their Postgres read), plus the slack of a slow fill and a trust window.
+            version_memory=settings.redis_ttl_seconds + 2 * settings.fill_max_age_seconds
+            + settings.cache_ttl_seconds, timer=timer,
         )
-        self.records = RedisCache(redis, namespace=settings.namespace, ttl=settings.redis_ttl_seconds,
-                                  retry_after=settings.redis_retry_after_seconds, timer=timer)
-        self.hasher = Hasher(settings)
-        self.bus = RevocationBus(redis, pubsub_redis or redis, self.db, self.local, self.records, settings,
-                                 instance_id=instance_id or uuid.uuid4().hex[:12], timer=timer)
-        self._auth = Authenticator(self.db, self.local, self.records, self.hasher, self.bus, settings,
-                                   timer=timer, hooks=hooks or Hooks())
+        self._records = RedisCache(redis, namespace=settings.namespace, ttl=settings.redis_ttl_seconds,
+                                   retry_after=settings.redis_retry_after_seconds, timer=timer,
+                                   pg_time=self._clock.time, seal=self._seal)
+        self._hasher = Hasher(settings)
+        self._bus = RevocationBus(redis, pubsub_redis or redis, self._db, self._local, self._records, settings,
+                                  instance_id=instance_id or uuid.uuid4().hex[:12], timer=timer,
+                                  pg_time=self._clock.time, seal=self._seal)
+        self._auth = Authenticator(self._db, self._local, self._records, self._hasher, self._bus, settings,
+                                   timer=timer, pg_time=self._clock.time, hooks=self._hooks)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Read the fleet secret and the clock offset from Postgres (retried in the background if
+        Postgres is down now), then start the background loops."""
+        with contextlib.suppress(StorageUnavailable):
+            await self._sync_with_postgres()
         loops: list[Coroutine[Any, Any, None]] = [
-            self.bus.follow(), self.bus.heartbeat(), self.bus.poll(), self._flush_last_used_loop()]
+            self._bus.follow(), self._bus.heartbeat(), self._bus.poll(), self._flush_last_used_loop(),
+            self._sync_loop()]
         self._tasks = [asyncio.create_task(c) for c in loops]
+
+    async def _sync_with_postgres(self) -> None:
+        """Raises StorageUnavailable."""
+        if not self._seal.ready:
+            self._seal.load(await self._db.fleet_secret())
+        await self._clock.measure(self._db.server_time)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            pause = self.settings.clock_sync_seconds if self._seal.ready and self._clock.measured \
+                else self.settings.poll_interval_seconds
+            await asyncio.sleep(pause)
+            try:
+                await self._sync_with_postgres()
+            except Exception as exc:  # noqa: BLE001 - a background loop must survive anything
+                log.warning("could not read the fleet secret or the Postgres clock: %s", exc)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -88,31 +129,62 @@ class KeyStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.bus.withdraw()
+        await self._bus.withdraw()
         with contextlib.suppress(Exception):
             await self.flush_last_used()
-        self.hasher.close()
+        self._hasher.close()
+
+    # -- what the rest of the program may see ---------------------------------------------------------
 
     @property
     def feed_up(self) -> bool:
-        return self.bus.up
+        return self._bus.up
 
     @property
-    def stats(self) -> AuthStats:
-        return self._auth.stats
+    def instance_id(self) -> str:
+        return self._bus.instance_id
+
+    @property
+    def clock(self) -> Clock:
+        """Postgres time as this instance knows it, as a `Clock` (what `time()` and `now()` read)."""
+        return self._clock
+
+    def time(self) -> float:
+        """Postgres time as this instance knows it (epoch seconds): what decides a key's fate."""
+        return self._clock.time()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def snapshot(self) -> KeystoreSnapshot:
+        """Every statistic of the keystore at once, for metrics and readiness."""
+        feed = self._bus.stats
+        return KeystoreSnapshot(
+            auth=dataclasses.replace(self._auth.stats), feed=dataclasses.replace(feed),
+            feed_up=self._bus.up, floors_ready=self._bus.floors_ready,
+            argon2_verifies=self._hasher.verifies, argon2_pending=self._hasher.pending,
+            cached_keys=len(self._local), redis_failures=self._records.failures,
+            redis_refused=self._records.refused, fleet_secret_loaded=self._seal.ready,
+            clock_offset_s=self._clock.offset, clock_measured=self._clock.measured,
+            clock_within_bound=self._clock.within_bound,
+        )
+
+    async def live_instances(self) -> list[str]:
+        """Instance ids announced in Redis (by Redis' clock). Raises RedisError/OSError."""
+        return await self._bus.live_instances()
 
     async def postgres_ok(self) -> bool:
         try:
-            await self.db.ping()
+            await self._db.ping()
         except StorageUnavailable:
             return False
         return True
 
     async def redis_ok(self) -> bool:
-        return await self.records.ping()
+        return await self._records.ping()
 
     async def migrate(self) -> list[str]:
-        return await self.db.migrate()
+        return await self._db.migrate()
 
     # -- the request path -------------------------------------------------------------------------
 
@@ -130,7 +202,7 @@ class KeyStore:
         if not used:
             return 0
         try:
-            await self.db.record_last_used([(k, self._dt(t)) for k, t in used.items()])
+            await self._db.record_last_used([(k, self._dt(t)) for k, t in used.items()])
         except Exception:
             for k, t in used.items():  # keep them for the next attempt, newest wins
                 self._auth.last_used[k] = max(t, self._auth.last_used.get(k, 0.0))
@@ -148,13 +220,13 @@ class KeyStore:
     # -- administration ---------------------------------------------------------------------------
 
     def _dt(self, t: float) -> datetime:
-        return datetime.fromtimestamp(t, tz=self.clock.now().tzinfo)
+        return datetime.fromtimestamp(t, tz=self._clock.now().tzinfo)
 
     async def create(self, actor: Actor, *, name: str, account: str = "default",
                      expires_at: datetime | None = None, allowed_models: Sequence[str] = (),
                      allowed_providers: Sequence[str] = (), limits: Mapping[str, Any] | None = None) -> IssuedKey:
         """Mint, hash and store a key. Raises InvalidInput, StorageUnavailable."""
-        now = self.clock.now()
+        now = self._clock.now()
         _check_name(name)
         _check_account(account)
         _check_expiry(expires_at, now)
@@ -165,15 +237,15 @@ class KeyStore:
                    allowed_models=_names(allowed_models, "allowed_models"),
                    allowed_providers=_names(allowed_providers, "allowed_providers"),
                    rotated_from=None, version=1, limits=None if limits is None else limits_from(limits)),
-            secret_hash=await self.hasher.hash(secret),
+            secret_hash=await self._hasher.hash(secret),
         )
-        await self.db.insert_key(stored, actor, "key.create", _describe(stored.key))
+        await self._db.insert_key(stored, actor, "key.create", _describe(stored.key))
         log.info("key %s created by %s", key_id, actor.name)
         return IssuedKey(key=stored.key, secret=full)
 
     async def get(self, key_id: str) -> ApiKey:
         """Raises NotFound, StorageUnavailable."""
-        stored = await self.db.fetch_key(key_id) if keygen.is_key_id(key_id) else None
+        stored = await self._db.fetch_key(key_id) if keygen.is_key_id(key_id) else None
         if stored is None:
             raise NotFound(f"no key with id {key_id!r}")
         return stored.key
@@ -185,7 +257,7 @@ class KeyStore:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
-        page = await self.db.list_keys(now=self.clock.now(), account=account, status=status, limit=limit + 1,
+        page = await self._db.list_keys(account=account, status=status, limit=limit + 1,
                                        cursor=decode_cursor(cursor) if cursor else None)
         more = len(page) > limit
         data = page[:limit]
@@ -201,7 +273,7 @@ class KeyStore:
             _check_name(name)
             changes["name"] = name
         if expires_at is not UNSET:
-            _check_expiry(expires_at, self.clock.now())
+            _check_expiry(expires_at, self._clock.now())
             changes["expires_at"] = expires_at
         for col, value in (("allowed_models", allowed_models), ("allowed_providers", allowed_providers)):
             if value is not UNSET:
@@ -211,21 +283,16 @@ class KeyStore:
             changes["limits"] = json.dumps(dict(limits))  # the jsonb parameter, as JSON text
         if not changes:
             raise InvalidInput("nothing to update", field=None)
-        stored = await self.db.update_key(key_id, changes, self.clock.now(), actor, "key.update",
+        stored = await self._db.update_key(key_id, changes, self._clock.now(), actor, "key.update",
                                           {k: _jsonable(v) for k, v in changes.items()})
         if stored is None:
             raise NotFound(f"no key with id {key_id!r}")
         return stored.key, await self._propagate(stored)
 
     async def revoke(self, actor: Actor, key_id: str) -> tuple[ApiKey, Propagation]:
-        """Revoke now; idempotent. Returns after the commit, the Redis update and the publish."""
-        now = self.clock.now()
-        current = await self.get(key_id)
-        if current.status(now.timestamp()) == "revoked":
-            stored = await self.db.fetch_key(key_id)
-        else:
-            stored = await self.db.update_key(
-                key_id, {"revoked_at": min(current.revoked_at or now, now), "revoked": True}, now, actor, "key.revoke", {})
+        """Revoke now, in force from the commit whatever any clock says; idempotent. Returns after the
+        commit, the Redis update and the publish. Raises NotFound, StorageUnavailable."""
+        stored = await self._db.revoke_key(key_id, actor) if keygen.is_key_id(key_id) else None
         if stored is None:
             raise NotFound(f"no key with id {key_id!r}")
         log.info("key %s revoked by %s", key_id, actor.name)
@@ -233,17 +300,19 @@ class KeyStore:
 
     async def rotate(self, actor: Actor, key_id: str, *, grace_seconds: float = 0) -> tuple[IssuedKey, ApiKey, Propagation]:
         """New key with the old one's name, account, restrictions and lifetime; the old one ends after
-        `grace_seconds`. Returns (new, old, propagation). Raises InvalidInput, NotFound."""
+        `grace_seconds` (Postgres time). Returns (new, old, propagation). Raises InvalidInput, NotFound,
+        Conflict (the key is revoked, or a revoke of it commits first), StorageUnavailable."""
         if not 0 <= grace_seconds <= 30 * 86400:
             raise InvalidInput("grace_seconds must be between 0 and 2592000", field="grace_seconds")
-        now = self.clock.now()
-        if (await self.get(key_id)).status(now.timestamp()) == "revoked":
-            raise InvalidInput("a revoked key cannot be rotated", field="id")
+        if (await self.get(key_id)).status(self.time()) == "revoked":
+            raise Conflict(f"key {key_id} is revoked and cannot be rotated")
         full, new_id, secret = keygen.mint()
-        secret_hash = await self.hasher.hash(secret)
+        secret_hash = await self._hasher.hash(secret)
+        await self._hooks.before_rotate_commit(key_id)
 
         def build(old: StoredKey) -> StoredKey:
-            o = old.key
+            # Checked again under the row lock (pg.rotate_key): a revoke that commits meanwhile wins.
+            o, now = old.key, datetime.fromtimestamp(old.read_at, UTC)
             lifetime = None if o.expires_at is None else o.expires_at - o.created_at
             # Every field not named here (restrictions, and whatever a key gains later) is copied.
             return StoredKey(dataclasses.replace(
@@ -251,8 +320,7 @@ class KeyStore:
                 expires_at=None if lifetime is None else now + lifetime, last_used_at=None, revoked_at=None,
                 revoked=False, rotated_from=o.id, version=1), secret_hash)
 
-        result = await self.db.rotate_key(key_id, build, now + timedelta(seconds=grace_seconds), actor,
-                                          {"grace_seconds": grace_seconds})
+        result = await self._db.rotate_key(key_id, build, grace_seconds, actor, {"grace_seconds": grace_seconds})
         if result is None:
             raise NotFound(f"no key with id {key_id!r}")
         old, new = result
@@ -262,13 +330,13 @@ class KeyStore:
     async def audit(self, *, key_id: str | None = None, limit: int = 100) -> list[AuditEvent]:
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
-        return await self.db.list_audit(key_id=key_id, limit=limit)
+        return await self._db.list_audit(key_id=key_id, limit=limit)
 
     async def _propagate(self, stored: StoredKey) -> Propagation:
         """Committed already; now update Redis, evict here, then publish to every instance."""
-        await self.records.put(stored)
-        self.local.evict(stored.key.id, stored.key.version)
-        return await self.bus.publish(stored.key.id, stored.key.version)
+        await self._records.put(stored)
+        self._local.evict(stored.key.id, stored.key.version)
+        return await self._bus.publish(stored.key.id, stored.key.version)
 
 
 def _check_name(name: Any) -> None:

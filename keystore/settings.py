@@ -38,8 +38,12 @@ class KeystoreSettings:
 
     failure_threshold: int = 20  # failed verifications per (key id, client) per window before 429
     failure_window_seconds: float = 60.0
-    max_waiting_per_key: int = 32  # verifications queued for one key id; beyond: 429 at once
+    max_waiting_per_client: int = 8  # verifications of one key id queued by one client; beyond: 429 at once
     redis_retry_after_seconds: float = 1.0  # skip Redis this long after it failed
+
+    clock_sync_seconds: float = 30.0  # re-measure the offset to the Postgres clock this often
+    clock_warn_offset_seconds: float = 1.0  # log a warning when the offset exceeds this
+    clock_max_offset_seconds: float = 10.0  # past this offset the instance reports not ready
 
     def problems(self) -> list[str]:
         """This section's own rules (the config loader adds the section name)."""

@@ -8,9 +8,12 @@ Order of work for one presented key:
    revocation feed is up, for `stale_bound_seconds` while it is down; after that it is re-checked
    (a record read, no argon2: the hash of a key id never changes).
 3. Negative caches: known-bad presented keys and unknown key ids are refused without I/O.
-4. Cold path, single-flighted per presented key: record from Redis, else Postgres (single-flighted per
-   key id), then argon2 on the thread pool, one verification at a time per key id so a flood of wrong
-   secrets for one id cannot take every thread.
+4. Cold path, single-flighted per presented key: record from Redis if it may be believed (see
+   cache.RedisCache), else Postgres (single-flighted per key id), then argon2 on the thread pool, one
+   verification at a time per key id so a flood of wrong secrets for one id cannot take every thread,
+   with turns handed round-robin across clients so that flood cannot lock the key's holder out.
+5. The answer is judged on Postgres time (`pg_time`: the local clock corrected by the measured
+   offset); a revoked key is refused whatever any clock says.
 
 Every fill of a cache is guarded: the Redis write is compare-and-set on the record version, and the
 in-process write is refused when an eviction for a newer version, or a flush, happened meanwhile.
@@ -19,9 +22,10 @@ in-process write is refused when an eviction for a newer version, or a flush, ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
 
 from cachetools import TTLCache
@@ -30,7 +34,7 @@ from . import keygen
 from .cache import Entry, LocalCache, RedisCache
 from .errors import ExpiredKey, RateLimited, RevokedKey, StorageUnavailable, UnknownKey
 from .hashing import Hasher
-from .models import ApiKey, StoredKey
+from .models import ApiKey, AuthStats, StoredKey
 from .pg import Database
 from .revocation import RevocationBus
 from .settings import KeystoreSettings
@@ -46,17 +50,8 @@ class Hooks:
     async def after_db_read(self, key_id: str) -> None:
         return None
 
-
-@dataclass(slots=True)
-class AuthStats:
-    local_hits: int = 0
-    local_misses: int = 0
-    negative_hits: int = 0
-    redis_hits: int = 0
-    redis_misses: int = 0
-    db_reads: int = 0
-    rechecks: int = 0
-    rate_limited: int = 0
+    async def before_rotate_commit(self, key_id: str) -> None:
+        return None
 
 
 class _SingleFlight(Generic[K, V]):
@@ -82,12 +77,13 @@ class _SingleFlight(Generic[K, V]):
 class Authenticator:
     def __init__(self, db: Database, local: LocalCache, records: RedisCache, hasher: Hasher,
                  bus: RevocationBus, settings: KeystoreSettings, *, timer: Callable[[], float],
-                 hooks: Hooks) -> None:
+                 pg_time: Callable[[], float], hooks: Hooks) -> None:
         self._db, self._local, self._records, self._hasher = db, local, records, hasher
         self._bus, self._s, self._timer, self._hooks = bus, settings, timer, hooks
+        self._pg_time = pg_time
         self._verifying: _SingleFlight[bytes, StoredKey] = _SingleFlight()
         self._loading: _SingleFlight[tuple[str, bool], StoredKey | None] = _SingleFlight()
-        self._id_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._turns = _TurnTable()
         self._failures: TTLCache[tuple[str, str], int] = TTLCache(
             100_000, settings.failure_window_seconds, timer=timer)
         self.last_used: dict[str, float] = {}
@@ -102,7 +98,7 @@ class Authenticator:
         entry = self._local.get(digest)
         if entry is not None and now - entry.verified_at <= self._trust_window():
             self.stats.local_hits += 1
-            return self._admit(entry.stored.key, entry.until, now)
+            return self._admit(entry.stored.key, entry.until, self._pg_time())
         key_id, secret = keygen.parse(presented)
         self.stats.local_misses += 1
         if entry is not None:
@@ -110,14 +106,15 @@ class Authenticator:
         else:
             self._refuse_known_bad(digest, key_id, client)
             stored = await self._verifying.run(digest, lambda: self._verify_cold(digest, key_id, secret, client))
-        return self._admit(stored.key, stored.key.usable_until(), now)
+        return self._admit(stored.key, stored.key.usable_until(), self._pg_time())
 
     def _trust_window(self) -> float:
         return self._s.cache_ttl_seconds if self._bus.up else self._s.stale_bound_seconds
 
     def _admit(self, key: ApiKey, until: float, now: float) -> ApiKey:
+        """`now` is Postgres time; `until` the key's end in Postgres time (-inf once revoked)."""
         if now >= until:
-            if key.revoked_at is not None and key.revoked_at.timestamp() <= now:
+            if key.status(now) == "revoked":
                 raise RevokedKey(f"key {key.id} is revoked")
             raise ExpiredKey(f"key {key.id} has expired")
         self.last_used[key.id] = now
@@ -141,16 +138,16 @@ class Authenticator:
 
     def _refuse_known_bad(self, digest: bytes, key_id: str, client: str) -> None:
         """Refuse, before any I/O or argon2: a presented key already found wrong, an unknown key id, a
-        client that keeps failing for this key id, and a key id with too many verifications already
-        queued (the per-id lock bounds the CPU; this bounds the memory)."""
+        client that keeps failing for this key id, and a client with too many verifications of this
+        key id already queued. Every limit is per (key id, client): one client's failures never
+        refuse another client (the per-id turns bound the CPU, `max_pending_verifies` the memory)."""
         if self._local.is_bad(digest) or self._local.is_unknown(key_id):
             self.stats.negative_hits += 1
             raise UnknownKey(f"key {key_id} is unknown or its secret is wrong (cached)")
         over = self._failures.get((key_id, client), 0) >= self._s.failure_threshold
-        lock = self._id_locks.get(key_id)
-        if over or (lock is not None and lock[1] >= self._s.max_waiting_per_key):
+        if over or self._turns.waiting(key_id, client) >= self._s.max_waiting_per_client:
             self.stats.rate_limited += 1
-            raise RateLimited(f"too many failed or pending verifications for key {key_id}",
+            raise RateLimited(f"too many failed or pending verifications for key {key_id} from this client",
                               retry_after=self._s.failure_window_seconds)
 
     async def _verify_cold(self, digest: bytes, key_id: str, secret: str, client: str) -> StoredKey:
@@ -159,7 +156,7 @@ class Authenticator:
         if stored is None:
             self._local.mark_unknown(key_id)
             raise UnknownKey(f"key {key_id} does not exist")
-        async with self._id_lock(key_id):
+        async with self._turns.turn(key_id, client):
             ok = await self._hasher.verify(stored.secret_hash, secret)
         if not ok:
             self._local.mark_bad(digest)
@@ -183,8 +180,10 @@ class Authenticator:
         return await self._loading.run((key_id, fresh), lambda: self._load_once(key_id, fresh))
 
     async def _load_once(self, key_id: str, fresh: bool) -> StoredKey | None:
-        if not fresh:
-            stored = await self._records.get(key_id)
+        # Redis records are believed only once this instance knows the version floors (first full
+        # poll of the change log), and only at or above them.
+        if not fresh and self._bus.floors_ready:
+            stored = await self._records.get(key_id, floor=self._local.floor(key_id))
             if stored is not None:
                 self.stats.redis_hits += 1
                 return stored
@@ -198,32 +197,84 @@ class Authenticator:
             await self._records.put(stored)
         return stored
 
-    def _id_lock(self, key_id: str) -> _IdLock:
-        return _IdLock(self._id_locks, key_id)
 
+class _Turns:
+    """One argon2 verification at a time for one key id, turns handed round-robin across clients.
 
-class _IdLock:
-    """A per-key-id asyncio.Lock that is dropped from the table when nobody holds or awaits it."""
+    A client's waiting requests form its own queue; each turn goes to the next client in line, so a
+    request waits for at most one verification per other client waiting, however many requests those
+    clients queued. Other clients' wrong secrets can slow the rightful holder of a key, never lock
+    them out (issue 12, case 4).
+    """
 
-    def __init__(self, table: dict[str, tuple[asyncio.Lock, int]], key_id: str) -> None:
-        self._table, self._id = table, key_id
+    def __init__(self) -> None:
+        self.busy = False
+        self.queues: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
 
-    async def __aenter__(self) -> None:
-        lock, users = self._table.get(self._id, (asyncio.Lock(), 0))
-        self._table[self._id] = (lock, users + 1)
+    def waiting(self, client: str) -> int:
+        return len(self.queues.get(client, ()))
+
+    async def acquire(self, client: str) -> None:
+        if not self.busy:
+            self.busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queues.setdefault(client, deque()).append(turn)
         try:
-            await lock.acquire()
+            await turn
         except BaseException:
-            self._release_slot()
+            if turn.done() and not turn.cancelled():
+                self.release()  # granted and cancelled in the same breath: pass the turn on
+            else:
+                self._drop(client, turn)
             raise
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._table[self._id][0].release()
-        self._release_slot()
+    def _drop(self, client: str, turn: asyncio.Future[None]) -> None:
+        queue = self.queues.get(client)
+        if queue is not None and turn in queue:
+            queue.remove(turn)
+            if not queue:
+                del self.queues[client]
 
-    def _release_slot(self) -> None:
-        lock, users = self._table[self._id]
-        if users <= 1:
-            del self._table[self._id]
-        else:
-            self._table[self._id] = (lock, users - 1)
+    def release(self) -> None:
+        while self.queues:
+            client, queue = next(iter(self.queues.items()))
+            turn = queue.popleft()
+            del self.queues[client]
+            if queue:
+                self.queues[client] = queue  # back of the line
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self.queues
+
+
+class _TurnTable:
+    """`_Turns` per key id, dropped when idle."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, _Turns] = {}
+
+    def waiting(self, key_id: str, client: str) -> int:
+        turns = self._by_id.get(key_id)
+        return 0 if turns is None else turns.waiting(client)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key_id: str, client: str) -> AsyncIterator[None]:
+        turns = self._by_id.setdefault(key_id, _Turns())
+        try:
+            await turns.acquire(client)
+        except BaseException:
+            if turns.idle:
+                self._by_id.pop(key_id, None)
+            raise
+        try:
+            yield
+        finally:
+            turns.release()
+            if turns.idle:
+                self._by_id.pop(key_id, None)

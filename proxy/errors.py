@@ -8,6 +8,7 @@ we create in the OpenAI shape `{"error": {"message", "type", "param", "code"}}`.
     ├── NotFound              404 not_found_error
     ├── RequestTimeout        408 invalid_request_error / request_timeout
     ├── PayloadTooLarge       413 invalid_request_error / request_too_large
+    ├── Conflict              409 invalid_request_error / conflict
     ├── UnsupportedMediaType  415 invalid_request_error / unsupported_content_encoding
     ├── TooManyRequests       429 rate_limit_error
     ├── UpstreamUnavailable   502 api_error / upstream_unavailable
@@ -78,6 +79,10 @@ class UnsupportedMediaType(ProxyError):
     status, error_type, code = 415, "invalid_request_error", "unsupported_content_encoding"
 
 
+class Conflict(ProxyError):
+    status, error_type, code = 409, "invalid_request_error", "conflict"
+
+
 class TooManyRequests(ProxyError):
     status, error_type, code = 429, "rate_limit_error", "rate_limited"
 
@@ -121,6 +126,7 @@ _FROM_KEYSTORE: dict[type[keystore.KeystoreError], Callable[[keystore.KeystoreEr
     keystore.RateLimited: _rate_limited,
     keystore.NotFound: lambda e: NotFound(str(e), code="key_not_found"),
     keystore.InvalidInput: _invalid,
+    keystore.Conflict: lambda e: Conflict(str(e), param="id", code="key_revoked"),
     keystore.StorageUnavailable: lambda e: ServiceUnavailable(
         "The key store is temporarily unavailable; the key could not be checked. Retry shortly.",
         headers={"Retry-After": "1"}),

@@ -64,6 +64,12 @@ class Metrics:
         self.revocation_lag = Gauge("tokenhub_revocation_lag_seconds",
                                     "Publish-to-eviction lag of the most recent revocation message",
                                     registry=r, multiprocess_mode="livemax")
+        self.clock_offset = Gauge("tokenhub_clock_offset_seconds",
+                                  "This instance's clock offset to Postgres (Postgres minus local; corrected by)",
+                                  registry=r, multiprocess_mode="livemax")
+        self.redis_refused = Counter("tokenhub_redis_records_refused",
+                                     "Redis key records not believed (bad MAC, too old, below the version floor)",
+                                     registry=r)
         self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._store: KeyStore | None = None
         self._seen: dict[str, int] = {}
@@ -78,16 +84,19 @@ class Metrics:
         store = self._store
         if store is None:
             return
-        stats, feed = store.stats, store.bus.stats
+        snap = store.snapshot()
+        stats, feed = snap.auth, snap.feed
         for layer, outcome, attr in _CACHE_LAYERS:
             self._advance(self.key_cache.labels(layer, outcome), attr, getattr(stats, attr))
-        self._advance(self.argon2, "argon2", store.hasher.verifies)
+        self._advance(self.argon2, "argon2", snap.argon2_verifies)
         self._advance(self.rate_limited, "rate_limited", stats.rate_limited)
         for attr, counter in self.feed.items():
             self._advance(counter, "feed." + attr, getattr(feed, attr))
-        self.cached_keys.set(len(store.local))
-        self.feed_up.set(1 if store.feed_up else 0)
+        self.cached_keys.set(snap.cached_keys)
+        self.feed_up.set(1 if snap.feed_up else 0)
         self.revocation_lag.set(feed.last_lag_s)
+        self.clock_offset.set(snap.clock_offset_s)
+        self._advance(self.redis_refused, "redis_refused", snap.redis_refused)
 
     def _advance(self, counter: Counter, name: str, value: int) -> None:
         delta = value - self._seen.get(name, 0)

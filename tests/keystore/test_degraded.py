@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from keystore import Actor, RevokedKey, StorageUnavailable
+from keystore import Actor, RevokedKey, StorageUnavailable, names
 from tests.conftest import open_pool
 from tests.support import TcpGate, eventually
 
@@ -62,16 +62,16 @@ async def test_redis_down_costs_one_attempt_not_one_per_request(make_store, redi
     for k in keys:
         await edge.authenticate(k.secret)
     # After the first failure Redis is skipped for a while: one failed attempt, not five.
-    assert edge.records.failures == 1 and gate.refused - attempts <= 1
+    assert edge.snapshot().redis_failures == 1 and gate.refused - attempts <= 1
 
 
-async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_store, pg_gate, clock):
+async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_store, pg_gate, clock, redis):
     gate, gated_pool = pg_gate
     edge = await make_store(db_pool=gated_pool, cache_ttl_seconds=5, pg_down_grace_seconds=30)
     await eventually(lambda: edge.feed_up)
     recent = await edge.create(ADMIN, name="recent")
     never_seen = await edge.create(ADMIN, name="never-seen")
-    await edge.records._redis.delete(edge.records.record_key(never_seen.key.id))
+    await redis.delete(names.record(edge.settings.namespace, never_seen.key.id))
     await edge.authenticate(recent.secret)
     gate.cut()
     clock.advance(10)  # past the cache TTL: a re-check fails, the grace keeps the key working
@@ -80,7 +80,7 @@ async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_sto
         await edge.authenticate(never_seen.secret)
     clock.advance(30)  # past the grace: only the Redis record (loaded from Postgres within
     assert (await edge.authenticate(recent.secret)).id == recent.key.id  # redis_ttl) vouches for it
-    await edge.records._redis.delete(edge.records.record_key(recent.key.id))  # that record expires
+    await redis.delete(names.record(edge.settings.namespace, recent.key.id))  # that record expires
     clock.advance(31)  # and the grace since that last confirmation runs out too
     with pytest.raises(StorageUnavailable):
         await edge.authenticate(recent.secret)

@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-from keystore import Actor, Hooks, RateLimited, RevokedKey, UnknownKey, keygen
+from keystore import Actor, Hooks, RateLimited, RevokedKey, UnknownKey, keygen, names
+from keystore.pg import Database
+from tests.keystore.records import body_of, fleet_cache, raw_record
 from tests.support import eventually
 
 ADMIN = Actor("ops")
@@ -28,7 +30,7 @@ async def test_a_loader_paused_across_a_revoke_cannot_resurrect_the_key(make_sto
     hooks = PauseAfterDbRead()
     reader = await make_store(hooks=hooks)
     admin = await make_store()
-    await eventually(lambda: reader.feed_up and admin.feed_up and reader.bus.stats.heartbeats)
+    await eventually(lambda: reader.feed_up and admin.feed_up and reader.snapshot().feed.heartbeats)
     issued = await admin.create(ADMIN, name="k")
     hooks.key_id = issued.key.id
     loading = asyncio.create_task(reader.authenticate(issued.secret))
@@ -37,10 +39,8 @@ async def test_a_loader_paused_across_a_revoke_cannot_resurrect_the_key(make_sto
     hooks.release.set()
     with pytest.raises(RevokedKey):
         await loading  # it re-read after seeing the eviction: no pre-revoke answer
-    # Neither cache layer holds the old active record.
-    assert (await reader.records.get(issued.key.id)).key.revoked_at is not None
-    entry = reader.local.get(keygen.digest(issued.secret))
-    assert entry is None or entry.stored.key.revoked_at is not None
+    # Redis does not hold the old active record; the reader's own cache is checked by the loop below.
+    assert body_of(await raw_record(redis, reader.settings.namespace, issued.key.id))["revoked"] is True
     fresh = await make_store()  # a third instance reading only the caches
     for store in (reader, fresh):
         with pytest.raises(RevokedKey):
@@ -48,17 +48,17 @@ async def test_a_loader_paused_across_a_revoke_cannot_resurrect_the_key(make_sto
 
 
 async def test_thousand_concurrent_checks_of_one_cold_key_cost_one_read_and_one_verify(
-        make_store, queries) -> None:
+        make_store, queries, redis) -> None:
     store = await make_store(poll_interval_seconds=3600)
-    await eventually(lambda: store.bus.stats.polls)
+    await eventually(lambda: store.snapshot().feed.polls)
     issued = await store.create(ADMIN, name="hot")
-    await store.records._redis.delete(store.records.record_key(issued.key.id))
+    await redis.delete(names.record(store.settings.namespace, issued.key.id))
     before = queries.count
     results = await asyncio.gather(*(store.authenticate(issued.secret) for _ in range(1000)))
     assert {r.id for r in results} == {issued.key.id}
     key_reads = [q for q in queries.queries[before:] if "FROM api_keys WHERE id" in q]
-    assert len(key_reads) == 1 and store.stats.db_reads == 1
-    assert store.hasher.verifies == 1
+    assert len(key_reads) == 1 and store.snapshot().auth.db_reads == 1
+    assert store.snapshot().argon2_verifies == 1
 
 
 async def test_a_cancelled_first_caller_does_not_fail_the_others(make_store) -> None:
@@ -100,10 +100,10 @@ async def test_failed_verifications_for_one_id_are_rate_limited(make_store) -> N
     for i in range(3):
         with pytest.raises(UnknownKey):
             await store.authenticate(wrong_secret_for(victim.secret, i))
-    verifies = store.hasher.verifies
+    verifies = store.snapshot().argon2_verifies
     with pytest.raises(RateLimited):
         await store.authenticate(wrong_secret_for(victim.secret, 99))
-    assert store.hasher.verifies == verifies  # refused before any argon2 work
+    assert store.snapshot().argon2_verifies == verifies  # refused before any argon2 work
 
 
 async def test_rate_limit_spares_an_instance_where_the_real_key_is_warm(make_store) -> None:
@@ -116,16 +116,17 @@ async def test_rate_limit_spares_an_instance_where_the_real_key_is_warm(make_sto
     assert (await store.authenticate(victim.secret)).id == victim.key.id
 
 
-async def test_redis_refuses_a_stale_fill_after_a_revoke(make_store) -> None:
+async def test_redis_refuses_a_stale_fill_after_a_revoke(make_store, pool, redis, clock) -> None:
     store = await make_store()
+    records = await fleet_cache(pool, redis, store.settings.namespace, now=store.time)
     issued = await store.create(ADMIN, name="k")
-    stale = await store.db.fetch_key(issued.key.id)  # a loader's read, before the revoke
+    stale = await Database(pool).fetch_key(issued.key.id)  # a loader's read, before the revoke
     await store.revoke(ADMIN, issued.key.id)
-    assert await store.records.put(stale) is False
-    assert (await store.records.get(issued.key.id)).key.revoked_at is not None
+    assert await records.put(stale) is False
+    assert (await records.get(issued.key.id)).key.revoked
 
 
-async def test_a_loader_older_than_the_fill_bound_never_fills_redis(make_store, clock) -> None:
+async def test_a_loader_older_than_the_fill_bound_never_fills_redis(make_store, clock, redis) -> None:
     class SlowRead(Hooks):
         async def after_db_read(self, key_id: str) -> None:
             clock.advance(11)  # the read "took" longer than fill_max_age_seconds (10)
@@ -133,4 +134,4 @@ async def test_a_loader_older_than_the_fill_bound_never_fills_redis(make_store, 
     store = await make_store(hooks=SlowRead())
     issued = await store.create(ADMIN, name="k")
     await store.authenticate(issued.secret)
-    assert await store.records.get(issued.key.id) is None
+    assert await raw_record(redis, store.settings.namespace, issued.key.id) is None

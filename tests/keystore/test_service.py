@@ -83,7 +83,7 @@ async def test_unknown_id_is_not_found(make_store) -> None:
 async def test_rotate_links_keys_and_keeps_old_alive_for_the_grace(make_store, clock) -> None:
     store = await make_store()
     old = await store.create(ALICE, name="prod", account="acme", allowed_providers=["openai"],
-                             expires_at=clock.now() + timedelta(days=30))
+                             expires_at=store.now() + timedelta(days=30))  # Postgres time
     new, old_after, _ = await store.rotate(ALICE, old.key.id, grace_seconds=60)
     assert new.key.rotated_from == old.key.id
     assert (new.key.name, new.key.account, new.key.allowed_providers) == ("prod", "acme", ("openai",))
@@ -121,11 +121,11 @@ async def test_expiry_reached_while_warm_rejects_without_io(make_store, clock, q
     store = await make_store(poll_interval_seconds=3600)
     issued = await store.create(ALICE, name="short", expires_at=clock.now() + timedelta(seconds=30))
     await store.authenticate(issued.secret)
-    before = (queries.count, store.hasher.verifies)
+    before = (queries.count, store.snapshot().argon2_verifies)
     clock.advance(30)
     with pytest.raises(ExpiredKey):
         await store.authenticate(issued.secret)
-    assert (queries.count, store.hasher.verifies) == before
+    assert (queries.count, store.snapshot().argon2_verifies) == before
 
 
 async def test_last_used_is_batched_into_one_statement(make_store, clock, queries) -> None:

@@ -17,7 +17,7 @@ QUIET = dict(poll_interval_seconds=3600, heartbeat_seconds=3600, ping_interval_s
 async def quiet_store(make_store):
     """A started store whose background loops have done their first round and now sleep."""
     store = await make_store(**QUIET)
-    await eventually(lambda: store.feed_up and store.bus.stats.polls and store.bus.stats.heartbeats)
+    await eventually(lambda: store.feed_up and store.snapshot().feed.polls and store.snapshot().feed.heartbeats)
     return store
 
 
@@ -32,7 +32,7 @@ async def test_warm_check_does_no_postgres_no_redis_no_argon2(make_store, querie
     store = await quiet_store(make_store)
     issued = await store.create(Actor("t"), name="warm")
     await store.authenticate(issued.secret)  # cold: loads and verifies
-    pg_before, verifies_before = queries.count, store.hasher.verifies
+    pg_before, verifies_before = queries.count, store.snapshot().argon2_verifies
 
     async def warm_checks() -> None:
         for _ in range(100):
@@ -41,7 +41,7 @@ async def test_warm_check_does_no_postgres_no_redis_no_argon2(make_store, querie
     redis_cmds = await monitor.commands_during(warm_checks, store.settings.namespace)
     assert redis_cmds == []
     assert queries.count == pg_before
-    assert store.hasher.verifies == verifies_before
+    assert store.snapshot().argon2_verifies == verifies_before
 
 
 async def test_cold_check_is_observed_by_the_same_counters(make_store, queries, monitor) -> None:
@@ -51,7 +51,7 @@ async def test_cold_check_is_observed_by_the_same_counters(make_store, queries, 
     pg_before = queries.count
     redis_cmds = await monitor.commands_during(lambda: store.authenticate(issued.secret), store.settings.namespace)
     assert any(c.startswith("GET") for c in redis_cmds), redis_cmds
-    assert queries.count > pg_before and store.hasher.verifies == 1
+    assert queries.count > pg_before and store.snapshot().argon2_verifies == 1
 
 
 @pytest.mark.parametrize("presented", ["", "th-", "th-short", "sk-" + "a" * 51, "th-" + "A" * 51,
@@ -65,7 +65,7 @@ async def test_malformed_key_does_no_io_at_all(make_store, queries, monitor, pre
             await store.authenticate(presented)
 
     assert await monitor.commands_during(check, store.settings.namespace) == []
-    assert queries.queries[pg_before:] == [] and store.hasher.verifies == 0
+    assert queries.queries[pg_before:] == [] and store.snapshot().argon2_verifies == 0
 
 
 async def test_unknown_key_id_is_answered_from_the_negative_cache(make_store, queries) -> None:
@@ -77,7 +77,7 @@ async def test_unknown_key_id_is_answered_from_the_negative_cache(make_store, qu
     for _ in range(20):
         with pytest.raises(UnknownKey):
             await store.authenticate(ghost)
-    assert queries.count == pg_after_first and store.hasher.verifies == 0
+    assert queries.count == pg_after_first and store.snapshot().argon2_verifies == 0
 
 
 async def test_a_repeated_wrong_secret_costs_one_argon2(make_store) -> None:
@@ -89,4 +89,4 @@ async def test_a_repeated_wrong_secret_costs_one_argon2(make_store) -> None:
     for _ in range(5):
         with pytest.raises(UnknownKey):
             await store.authenticate(wrong)
-    assert store.hasher.verifies == 1
+    assert store.snapshot().argon2_verifies == 1

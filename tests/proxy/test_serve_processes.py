@@ -59,7 +59,7 @@ async def test_two_instances_share_keys_and_revocation(make_config: ConfigFactor
 
 async def wait_for_instances(store: KeyStore, count: int, timeout: float = 15) -> None:
     async def poll() -> None:
-        while len(await store.bus.live_instances()) < count:
+        while len(await store.live_instances()) < count:
             await asyncio.sleep(0.1)
     await asyncio.wait_for(poll(), timeout)
 
