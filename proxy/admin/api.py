@@ -30,6 +30,8 @@ from proxy.admin.wire import (
     json_response,
     key_object,
     limit,
+    limits_object,
+    limits_patch,
     optional_time,
     propagation_object,
     query,
@@ -146,7 +148,8 @@ async def create_key(request: web.Request) -> web.Response:
     expires_at = optional_time(body, "expires_at")
     check_restrictions(models, providers_, request.config_dict[PROVIDERS])
     issued = await _store(request).create(_actor(request), name=name, account=account_, expires_at=expires_at,
-                                          allowed_models=models, allowed_providers=providers_)
+                                          allowed_models=models, allowed_providers=providers_,
+                                          limits=limits_object(body))
     return json_response(key_object(issued.key, _now(request)) | {"key": issued.secret}, status=201)
 
 
@@ -173,6 +176,8 @@ async def update_key(request: web.Request) -> web.Response:
                                for f in ("name", "allowed_models", "allowed_providers") if f in body}
     if "expires_at" in body:
         changes["expires_at"] = optional_time(body, "expires_at")
+    if "limits" in body:
+        changes["limits"] = limits_patch(body)
     store = _store(request)
     current = await store.get(request.match_info["id"])  # 404 for ids that cannot exist, before any write
     if "allowed_models" in changes or "allowed_providers" in changes:

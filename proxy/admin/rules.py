@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keystore import STATUSES as _KEY_STATUSES
+from keystore.limits import LIMIT_NAMES, MAX_COUNT, MAX_USD
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,22 @@ def schema(rule: str) -> dict[str, Any]:
     return dict(_SCHEMAS[rule])
 
 
+def _limit_schema(name: str) -> dict[str, Any]:
+    if name == "usd_per_month":
+        return {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_USD}
+    return {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT}
+
+
+# A key's limits (the keystore checks them too: keystore/limits.py). On PATCH a partial object merges
+# into the key's; null clears one limit.
+LIMITS_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {n: _limit_schema(n) for n in LIMIT_NAMES},
+    "description": "Per-key limits, each null for none: requests and tokens per minute, concurrent requests, "
+                   "tokens and USD per UTC calendar month, max tokens per request. On PATCH a partial object "
+                   "merges (null clears one).",
+}
+
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": _NAME_PATTERN,
              "description": f"Required; 1-{NAME_MAX} characters, not only whitespace, no control characters."},
@@ -75,4 +92,5 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "limit": _range_schema(PAGE, "integer"),
     "query_value": {"type": "string", "maxLength": MAX_QUERY_VALUE},
     "audit_action": {"type": "string", "enum": list(AUDIT_ACTIONS)},
+    "limits": LIMITS_SCHEMA,
 }

@@ -18,13 +18,14 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from keystore import ApiKey, AuditEvent, Propagation
+from keystore.limits import LIMIT_NAMES, NO_LIMITS
 
 from proxy.admin import rules
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.gateway.providers import ProviderTable
 
-CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers"})
-UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers"})
+CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers", "limits"})
+UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers", "limits"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
 # RFC 3339 date-time (section 5.6): a full date, a full time, an explicit offset. `fromisoformat`
 # alone would take date-only strings, basic format and naive times.
@@ -112,6 +113,21 @@ def string_list(body: Mapping[str, Any], field: str) -> list[str]:
     if len(value) > rules.MAX_LIST:
         raise InvalidRequest(f"{field} may hold at most {rules.MAX_LIST} entries", param=field)
     return list(dict.fromkeys(value))
+
+
+def limits_object(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`limits`, an object of limit names (each checked by the keystore); None when not given."""
+    value = body.get("limits")
+    if value is not None and not isinstance(value, dict):
+        raise InvalidRequest("limits must be an object of limits, e.g. {\"requests_per_minute\": 60}",
+                             param="limits")
+    return value
+
+
+def limits_patch(body: Mapping[str, Any]) -> dict[str, Any]:
+    """PATCH `limits`: a partial object merged into the key's (null clears one); `"limits": null` clears all."""
+    value = limits_object(body)
+    return dict.fromkeys(LIMIT_NAMES) if value is None else value
 
 
 def account(body: Mapping[str, Any]) -> str:
@@ -216,6 +232,7 @@ KEY_FIELDS: dict[str, WireField] = {
     "allowed_providers": WireField(_STR_LIST, lambda k, now: list(k.allowed_providers)),
     "rotated_from": WireField(_NULLABLE_STR | {"description": "The id of the key this one replaced."},
                               lambda k, now: k.rotated_from),
+    "limits": WireField(rules.schema("limits"), lambda k, now: (k.limits or NO_LIMITS).to_json()),
 }
 
 

@@ -35,6 +35,7 @@ from proxy.gateway.providers import ProviderTable, Route
 from proxy.gateway.relay import relay
 from proxy.gateway.styles import ENDPOINTS, Endpoint, ModelAt, Owner, Style
 from proxy.gateway.styles.owners import ID_RE, RESPONSE_OWNERS, IdTap, owned, remember
+from proxy.limits import hooks as limits
 from proxy.log import REQUEST_ID_KEY
 from proxy.metering.wiring import combine, metering_tap
 from proxy.state import CONFIG, PROVIDERS, UPSTREAM_HTTP
@@ -204,8 +205,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
     tap = combine(metering_tap(request, key.id, route, body, endpoint.usage, ask_usage=endpoint.ask_usage),
                   _id_tap(request, key, route) if endpoint.owner is Owner.CREATES else None)
     payload = orjson.dumps(body) if body is not None else b""
-    response = await relay(request, config_dict[UPSTREAM_HTTP], url, payload, headers, config_dict[CONFIG].upstream,
-                           provider.name, tap)
+    ticket = await limits.reserve(request, key, route, endpoint.max_tokens, body, len(payload))  # 400/402/429
+    try:
+        response = await relay(request, config_dict[UPSTREAM_HTTP], url, payload, headers,
+                               config_dict[CONFIG].upstream, provider.name, tap)
+    finally:
+        limits.finish(request, ticket)  # reconcile to the metered figure, also when the client left
     for write in request.get(_WRITING, ()):
         await asyncio.shield(write)  # a whole answer is sent only once its creator is on record
     return response

@@ -1,14 +1,15 @@
 """What one request asks of its key's limits before it is forwarded: the tokens and money reserved.
 
-Tokens reserved = the input estimated from the body's size + the output the request allows itself
-(`max_tokens`, `max_completion_tokens` or `max_output_tokens`; a configured estimate when it names none).
+Tokens reserved = the input estimated from the body's size + the output the request allows itself (the
+endpoint's cap fields, e.g. `max_tokens`, `max_completion_tokens`, `max_output_tokens`, which the provider
+style lists; a configured estimate when the request names none; nothing for an endpoint without output).
 Money reserved = those tokens at the model's price. Both are corrected to the metered figure after the
 answer (limiter.py `finish`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,9 +53,10 @@ class Demand:
         return round(used.input_tokens * self.price.input + used.output_tokens * self.price.output)
 
 
-def max_tokens_asked(body: Mapping[str, Any], limits: KeyLimits) -> int | None:
-    """The output cap the request names; MaxTokensExceeded (naming the field) above the key's cap."""
-    for name in MAX_TOKEN_FIELDS:
+def max_tokens_asked(body: Mapping[str, Any], limits: KeyLimits, caps: Sequence[str]) -> int | None:
+    """The output cap the request names in one of `caps`; MaxTokensExceeded (naming the field) above the
+    key's cap."""
+    for name in caps:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             cap = limits.max_tokens_per_request
@@ -66,9 +68,10 @@ def max_tokens_asked(body: Mapping[str, Any], limits: KeyLimits) -> int | None:
 
 
 def demand_of(body: Mapping[str, Any], size: int, limits: KeyLimits, price: PriceLike | None,
-              config: LimitsConfig) -> Demand:
-    asked = max_tokens_asked(body, limits)
-    output = asked if asked is not None else config.default_output_tokens
+              config: LimitsConfig, caps: Sequence[str] = MAX_TOKEN_FIELDS) -> Demand:
+    """`caps`: the body fields where this endpoint takes an output cap; none: it generates no output."""
+    asked = max_tokens_asked(body, limits, caps)
+    output = asked if asked is not None else config.default_output_tokens if caps else 0
     if limits.max_tokens_per_request is not None:
         output = min(output, limits.max_tokens_per_request)
     input_tokens = -(-size // config.bytes_per_input_token)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,7 @@ from keystore.limits import KeyLimits
 
 from proxy.errors import ServiceUnavailable
 from proxy.limits.answers import over_budget, rate_headers, rate_limited
-from proxy.limits.demand import Demand, PriceLike, demand_of
+from proxy.limits.demand import MAX_TOKEN_FIELDS, Demand, PriceLike, demand_of
 from proxy.limits.local import LocalCounters, MonthSpend
 from proxy.limits.settings import LimitsConfig
 from proxy.limits.shared import BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
@@ -100,13 +100,16 @@ class Limiter:
 
     # -- before the provider ----------------------------------------------------------------------
 
-    async def reserve(self, key: ApiKey, price: PriceLike | None, body: Mapping[str, Any], size: int) -> Ticket | None:
+    async def reserve(self, key: ApiKey, price: PriceLike | None, body: Mapping[str, Any], size: int,
+                      caps: Sequence[str] = MAX_TOKEN_FIELDS) -> Ticket | None:
         """Admit the request or raise MaxTokensExceeded (400), RateLimitExceeded (429), UsageLimitExceeded
-        (402), or ServiceUnavailable (503, only with `fallback = "closed"`). None: nothing to count."""
+        (402), or ServiceUnavailable (503, only with `fallback = "closed"`). None: nothing to count.
+
+        `body` is the JSON request (`size` bytes), `caps` the fields where its endpoint takes max tokens."""
         limits = key.limits
         if limits is None:
             return None
-        demand = demand_of(body, size, limits, price, self.config)
+        demand = demand_of(body, size, limits, price, self.config, caps)
         if not _counted(limits):
             return None
         lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""

@@ -1,0 +1,35 @@
+"""The request path's two calls into the limiter: `reserve()` before the provider, `finish()` after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from keystore import ApiKey
+
+from proxy.gateway.providers import Route
+from proxy.limits.answers import RATE_HEADERS
+from proxy.limits.limiter import Ticket
+from proxy.metering.meter import METERED
+from proxy.state import LIMITER
+
+
+async def reserve(request: web.Request, key: ApiKey, route: Route, caps: Sequence[str],
+                  body: Mapping[str, Any] | None, size: int) -> Ticket | None:
+    """Admit the request under its key's limits (or raise the 400/402/429 answer); a key without limits
+    returns at once. `caps`: where the endpoint takes max tokens; `size`: the bytes forwarded."""
+    if key.limits is None:
+        return None
+    price = route.provider.prices.get(route.model)
+    ticket = await request.config_dict[LIMITER].reserve(key, price, body or {}, size, caps)
+    if ticket is not None and ticket.headers:
+        request[RATE_HEADERS] = ticket.headers
+    return ticket
+
+
+def finish(request: web.Request, ticket: Ticket | None) -> None:
+    """After the relay returned or raised (a client's disconnect included): reconcile to metering's figure."""
+    if ticket is not None:
+        request.config_dict[LIMITER].finish(ticket, request.get(METERED))
