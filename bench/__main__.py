@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from . import capacity, coldflood, health, load, micro, procs, profile, revocation, stack
+from . import capacity, coldflood, governed, health, load, micro, procs, profile, rate, revocation, stack
+from .chunks import chunk_cpu
 from .context import Bench, Options
 from .goals import evaluate
 from .keys import BenchKey, create_database, issue, open_store, reset_database
@@ -24,7 +25,11 @@ from .stack import Layout, Services
 README = Path(__file__).with_name("README.md")
 SCENARIOS: dict[str, Callable[[Bench], Table]] = {
     "throughput": load.throughput,
+    "sustained": rate.sustained,
     "streaming": load.streaming,
+    "chunks": chunk_cpu,
+    "limits": governed.limits,
+    "metering": governed.metering,
     "cold": lambda b: asyncio.run(coldflood.cold_keys(b)),
     "flood": coldflood.flood,
     "revocation": revocation.revocation,
@@ -91,7 +96,14 @@ def running(options: Options, layout: Layout, services: Services,
         started.append(relay)
         proxy = stack.start_proxy("proxy", layout, services, fake.port)
         started.append(proxy.proc)
-        yield Bench(options, layout, services, fake, relay, proxy, key=key)
+        limited, why_not = governed.limited_key(proxy, services.admin_token)
+        bench = Bench(options, layout, services, fake, relay, proxy, key=key, limited=limited,
+                      limited_note=why_not)
+        if limited is not None:
+            governed.warm(bench, limited)
+        else:
+            print(f"    {why_not}: the proxy is measured with an unlimited key", file=sys.stderr, flush=True)
+        yield bench
     finally:
         for proc in reversed(started):
             procs.stop(proc)

@@ -74,7 +74,7 @@ def workers(bench: Bench, connections: int = 64) -> Table:
     everything = tuple(sorted(set(bench.layout.target_cores) | set(bench.layout.load_cores)))
     servers = {n: start_proxy(f"proxy-w{n}", bench.layout, bench.services, bench.fake.port, workers=n,
                               cores=everything) for n in (1, 2)}
-    script = render_script(body=chat_body(), keys=[bench.key.full])
+    script = render_script(body=chat_body(), keys=[bench.proxy_key.full])
     runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     try:
         for server in servers.values():

@@ -2,9 +2,11 @@
 
 It answers every POST with one canned chat completion, or (when the body asks for `"stream": true`)
 with a canned SSE stream of `chunks` events spaced `chunk_delay_ms` apart, and every GET with a model
-list. It parses just enough HTTP/1.1 (request line, headers, Content-Length body, keep-alive) to be
-correct for the clients used here (wrk, aiohttp, the streaming client), so it serves many times what an
-aiohttp app can and is never the bottleneck.
+list. A request body may ask for its own shape: `"bench_delay_ms": D` (the gap between two events, or
+for a non-streamed answer the time the provider "thinks" before answering) and `"bench_chunks": N`
+(events in a stream). It parses just enough HTTP/1.1 (request line, headers, Content-Length body,
+keep-alive) to be correct for the clients used here (wrk, aiohttp, the streaming client), so it serves
+many times what an aiohttp app can and is never the bottleneck.
 
 Run: `python -m bench.fake --port 0 [--chunks 16] [--chunk-delay-ms 2]`; it prints `PORT <n>`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 # A request may set its own gap between SSE events: {"bench_delay_ms": 2}. The proxy forwards unknown
 # fields, so one fake serves both the fast and the paced streaming scenarios.
 _DELAY = re.compile(rb'"bench_delay_ms"\s*:\s*(\d+(?:\.\d+)?)')
+_CHUNKS = re.compile(rb'"bench_chunks"\s*:\s*(\d+)')
+_MAX_CHUNKS = 500  # a zero-gap stream is written by recursion: keep it shallow
 _MAX_HEAD = 64 * 1024
 
 
@@ -44,6 +49,7 @@ def _response(body: bytes, content_type: bytes = b"application/json") -> bytes:
             + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
+@functools.lru_cache(maxsize=1024)
 def _sse_chunk(n: int) -> bytes:
     """One SSE event as one HTTP chunk (chunked transfer encoding)."""
     delta = {"role": "assistant", "content": ""} if n == 0 else {"content": f"tok{n} "}
@@ -77,10 +83,10 @@ class FakeProtocol(asyncio.Protocol):
     def __init__(self, shape: StreamShape) -> None:
         self._shape = shape
         self._buf = bytearray()
-        self._streaming = False
+        self._busy = False  # a stream or a delayed answer is being written: later requests wait
         self._delay_s = shape.delay_s
+        self._chunks = shape.chunks
         self._transport: asyncio.Transport | None = None
-        self._events = [_sse_chunk(n) for n in range(shape.chunks)]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -94,7 +100,7 @@ class FakeProtocol(asyncio.Protocol):
 
     def _drain(self) -> None:
         """Answer every complete request in the buffer (unless a stream is being written)."""
-        while not self._streaming and self._transport is not None:
+        while not self._busy and self._transport is not None:
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buf) > _MAX_HEAD:
@@ -114,24 +120,36 @@ class FakeProtocol(asyncio.Protocol):
         assert self._transport is not None
         if head.startswith(b"GET "):
             self._transport.write(MODELS)
-        elif _STREAM_TRUE.search(body):
-            self._streaming = True
-            delay = _DELAY.search(body)
+            return
+        delay = _DELAY.search(body)
+        if _STREAM_TRUE.search(body):
+            self._busy = True
             self._delay_s = float(delay.group(1)) / 1000 if delay else self._shape.delay_s
+            chunks = _CHUNKS.search(body)
+            self._chunks = min(int(chunks.group(1)), _MAX_CHUNKS) if chunks else self._shape.chunks
             self._transport.write(STREAM_HEAD)
             self._write_event(0)
+        elif delay is not None and float(delay.group(1)) > 0:
+            self._busy = True  # answered later; the next request on this connection waits for it
+            asyncio.get_running_loop().call_later(float(delay.group(1)) / 1000, self._write_late)
         else:
             self._transport.write(COMPLETION)
+
+    def _write_late(self) -> None:
+        self._busy = False
+        if self._transport is not None:
+            self._transport.write(COMPLETION)
+            self._drain()
 
     def _write_event(self, n: int) -> None:
         if self._transport is None:
             return
-        if n >= len(self._events):
+        if n >= self._chunks:
             self._transport.write(STREAM_END)
-            self._streaming = False
+            self._busy = False
             self._drain()
             return
-        self._transport.write(self._events[n])
+        self._transport.write(_sse_chunk(n))
         if self._delay_s > 0:
             asyncio.get_running_loop().call_later(self._delay_s, self._write_event, n + 1)
         else:

@@ -39,7 +39,7 @@ async def open_store(dsn: str, redis_url: str, namespace: str, *,
     try:
         yield store
     finally:
-        store.hasher.close()
+        await store.close()
         await redis.aclose()
         await pool.close()
 

@@ -7,6 +7,7 @@ over rounds, so a burst of noise on the machine hits all targets rather than one
 from __future__ import annotations
 
 import json
+import math
 import resource
 import subprocess
 import time
@@ -54,27 +55,38 @@ def _moved_fake(bench: Bench, target: str) -> bool:
 def measure_wrk(bench: Bench, target: str, connections: int, script: str, seconds: float) -> Sample:
     moved = _moved_fake(bench, target)
     try:
-        with procs.cpu_meter({"target": bench.pid(target), "fake": bench.fake.pid}) as cpu:
-            result = run_wrk(bench.url(target), script, connections=connections, seconds=seconds,
-                             cores=bench.layout.load_cores)
+        return measure_at(bench, bench.url(target), bench.pid(target), connections, script, seconds)
     finally:
         if moved:
             procs.set_cores(bench.fake.pid, bench.layout.load_cores)
-    fake_cpu = 0.0 if target == "direct" else cpu["fake"]
+
+
+def measure_at(bench: Bench, url: str, pid: int, connections: int, script: str, seconds: float) -> Sample:
+    """wrk against `url` from the load core; the CPU of process `pid` (the target) and of the fake."""
+    with procs.cpu_meter({"target": pid, "fake": bench.fake.pid}) as cpu:
+        result = run_wrk(url, script, connections=connections, seconds=seconds, cores=bench.layout.load_cores)
+    fake_cpu = 0.0 if pid == bench.fake.pid else cpu["fake"]
     return Sample(result.rps, result.p50_ms, result.p99_ms, cpu["target"], result.wrk_cpu_pct, fake_cpu,
                   result.errors)
 
 
-def run_rounds(bench: Bench, measure: Callable[[str], Sample]) -> dict[str, Sample]:
+def script_for(bench: Bench, target: str, body: str) -> str:
+    """The wrk script for `target`: the proxy gets the governed (limited) key when there is one."""
+    key = bench.proxy_key if target == "proxy" else bench.key
+    return render_script(body=body, keys=[key.full])
+
+
+def run_rounds(bench: Bench, measure: Callable[[str], Sample],
+               targets: Sequence[str] = TARGETS) -> dict[str, Sample]:
     """Every target once per round, in rotating order; the median of each field per target."""
-    samples: dict[str, list[Sample]] = {t: [] for t in TARGETS}
-    for order in rotations(TARGETS, bench.options.rounds):
+    samples: dict[str, list[Sample]] = {t: [] for t in targets}
+    for order in rotations(targets, bench.options.rounds):
         for target in order:
             samples[target].append(measure(target))
-    return {t: _median_sample(s) for t, s in samples.items()}
+    return {t: median_sample(s) for t, s in samples.items()}
 
 
-def _median_sample(samples: list[Sample]) -> Sample:
+def median_sample(samples: list[Sample]) -> Sample:
     def mid(name: str) -> float:
         return median([getattr(s, name) for s in samples])
 
@@ -82,7 +94,8 @@ def _median_sample(samples: list[Sample]) -> Sample:
                   mid("fake_cpu"), errors=sum(s.errors for s in samples))
 
 
-def _measure_chat(bench: Bench, script: str, connections: int, target: str) -> Sample:
+def _measure_chat(bench: Bench, connections: int, target: str) -> Sample:
+    script = script_for(bench, target, chat_body())
     return measure_wrk(bench, target, connections, script, bench.options.seconds)
 
 
@@ -92,12 +105,11 @@ CHAT_COLUMNS = ("clients", "target", "req/s", "p50 ms", "p99 ms", "target CPU %"
 
 def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
     table = Table("Non-streaming chat completions (wrk, keep-alive)", CHAT_COLUMNS)
-    script = render_script(body=chat_body(), keys=[bench.key.full])
     for target in TARGETS:  # warm-up: connections, caches, the key
-        measure_wrk(bench, target, 16, script, 1)
+        measure_wrk(bench, target, 16, script_for(bench, target, chat_body()), 1)
     verifies, started = http.read_metric(bench.proxy.admin, VERIFIES), time.monotonic()
     for conns in connections:
-        for target, s in run_rounds(bench, partial(_measure_chat, bench, script, conns)).items():
+        for target, s in run_rounds(bench, partial(_measure_chat, bench, conns)).items():
             per_core = ratio(s.rps, s.target_cpu / 100)
             table.add(conns, target, s.rps, s.p50_ms, s.p99_ms, s.target_cpu, per_core, s.load_cpu,
                       s.fake_cpu, s.errors)
@@ -113,14 +125,29 @@ def throughput(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
                        f"{cost['relay']:.0f} µs (1 / req/s per core).")
     table.notes.append(f"argon2 verifications by the proxy while it served one already-warm key for "
                        f"{minutes:.1f} min: {verifies:.0f} (a warm key should cost none).")
+    table.notes.append(added_latency(bench.measured))
+    limited = bench.limited
+    key = f"a limited key ({limited.id})" if limited else f"an unlimited key ({bench.limited_note})"
+    table.notes.append(f"proxy: the governed path, {key}, metering as shipped, metrics and JSON logs on; "
+                       "relay: bare aiohttp on uvloop, dict auth, nothing else.")
     return table
 
 
-def _run_stream_client(bench: Bench, target: str, streams: int) -> tuple[str, float]:
+def added_latency(m: dict[str, float]) -> str:
+    """Added latency at 1 client over direct (what public gateway benchmarks report), p50 / p99."""
+    def added(target: str, p: str) -> float:
+        return m.get(f"{target}.c1.{p}", math.nan) - m.get(f"direct.c1.{p}", math.nan)
+
+    parts = [f"{t} {added(t, 'p50'):+.3f} / {added(t, 'p99'):+.3f} ms" for t in ("relay", "proxy")]
+    return "Added latency at 1 client over direct (p50 / p99): " + ", ".join(parts) + "."
+
+
+def _run_stream_client(bench: Bench, target: str, streams: int, chunks: int | None) -> tuple[str, float]:
     """Run the streaming client on the load core; (its output, its CPU as % of one core)."""
+    key = bench.proxy_key if target == "proxy" else bench.key
+    body = chat_body(stream=True, delay_ms=bench.options.stream_delay_ms, chunks=chunks)
     argv = [python(), "-m", "bench.streamclient", "--url", bench.url(target), "--streams", str(streams),
-            "--seconds", str(bench.options.seconds), "--key", bench.key.full,
-            "--body", chat_body(stream=True, delay_ms=bench.options.stream_delay_ms)]
+            "--seconds", str(bench.options.seconds), "--key", key.full, "--body", body]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(procs.pinned(argv, bench.layout.load_cores), capture_output=True, text=True,
                           timeout=bench.options.seconds + 60, cwd=procs.ROOT, check=False)
@@ -131,11 +158,12 @@ def _run_stream_client(bench: Bench, target: str, streams: int) -> tuple[str, fl
     return done.stdout, 100 * used / bench.options.seconds
 
 
-def measure_streams(bench: Bench, target: str, streams: int) -> dict[str, float]:
+def measure_streams(bench: Bench, target: str, streams: int, chunks: int | None = None) -> dict[str, float]:
+    """One streaming-client run against `target`: its figures plus the target's and the client's CPU."""
     moved = _moved_fake(bench, target)
     try:
         with procs.cpu_meter({"target": bench.pid(target)}) as cpu:
-            output, client_cpu = _run_stream_client(bench, target, streams)
+            output, client_cpu = _run_stream_client(bench, target, streams, chunks)
     finally:
         if moved:
             procs.set_cores(bench.fake.pid, bench.layout.load_cores)

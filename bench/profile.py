@@ -84,7 +84,7 @@ def py_spy() -> str:
 def record(bench: Bench, out: Path, connections: int = 64) -> tuple[Ranking, WrkResult]:
     """Sample the proxy while wrk drives it with `connections` clients (after a short warm-up)."""
     seconds = bench.options.profile_seconds
-    script = render_script(body=chat_body(), keys=[bench.key.full])
+    script = render_script(body=chat_body(), keys=[bench.proxy_key.full])  # the governed path
     run_wrk(bench.url("proxy"), script, connections=connections, seconds=1, cores=bench.layout.load_cores)
     load, path = start_wrk(bench.url("proxy"), script, connections=connections, seconds=seconds + 2,
                            cores=bench.layout.load_cores)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import subprocess
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs
 from .procs import BenchError, Proc
+from proxy.config import Config, ProviderConfig
 
 MODEL = "fake/bench-model"
 PROVIDER_KEY_ENV = "BENCH_PROVIDER_KEY"
@@ -72,7 +75,12 @@ def start_relay(layout: Layout, fake_port: int, keys: Sequence[str]) -> Proc:
     return procs.start("relay", argv, cores=layout.target_cores, log_dir=layout.run_dir, announces_port=True)
 
 
-def write_config(path: Path, services: Services, fake_port: int, port: int, admin_port: int) -> None:
+def write_config(path: Path, services: Services, fake_port: int, port: int, admin_port: int,
+                 extra: str = "") -> None:
+    """Shipped defaults plus this run's ports, database and namespace; the bench model priced (so
+    metering computes USD and a USD budget applies) when the product knows prices; `extra` TOML last."""
+    priced = config_has("providers", "prices")
+    prices = '\nprices = { "bench-model" = { input = 2.5, output = 10.0 } }' if priced else ""
     path.write_text(f"""# written by bench/: shipped defaults plus this run's ports, database and namespace
 [server]
 listen = "127.0.0.1:{port}"
@@ -95,8 +103,8 @@ format = "json"
 name = "fake"
 base_url = "http://127.0.0.1:{fake_port}/v1"
 api_key_env = "{PROVIDER_KEY_ENV}"
-models = ["bench-model"]
-""")
+models = ["bench-model"]{prices}
+{extra}""")
 
 
 def environment(services: Services) -> dict[str, str]:
@@ -114,12 +122,20 @@ def migrate(layout: Layout, services: Services, fake_port: int) -> None:
         raise BenchError(f"tokenhub migrate failed: {done.stdout}{done.stderr}")
 
 
+def config_has(section: str, name: str) -> bool:
+    """Whether the product under test has setting `name` in `section` (features land while the bench
+    is in use: a scenario that needs one says so and skips when it is missing)."""
+    owner = ProviderConfig if section == "providers" else typing.get_type_hints(Config).get(section)
+    return dataclasses.is_dataclass(owner) and name in {f.name for f in dataclasses.fields(owner)}
+
+
 def start_proxy(name: str, layout: Layout, services: Services, fake_port: int, *, workers: int = 1,
-                cores: Sequence[int] | None = None) -> Proxy:
-    """`tokenhub serve --config …` as shipped (Postgres, Redis, metrics, JSON logs to its log file)."""
+                cores: Sequence[int] | None = None, extra: str = "") -> Proxy:
+    """`tokenhub serve --config …` as shipped (Postgres, Redis, metrics, JSON logs to its log file);
+    `extra`: more TOML (e.g. `[metering]` settings)."""
     port, admin_port = procs.free_port(), procs.free_port()
     config = layout.run_dir / f"{name}.toml"
-    write_config(config, services, fake_port, port, admin_port)
+    write_config(config, services, fake_port, port, admin_port, extra)
     argv = [tokenhub(), "serve", "--config", str(config)]
     if workers != 1:
         argv += ["--workers", str(workers)]

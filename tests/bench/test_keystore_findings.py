@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.keys import wrong_secret
 from keystore import Actor, KeystoreError
+
+from bench.keys import wrong_secret
 from tests.conftest import StoreFactory
 from tests.support import FakeClock
 
