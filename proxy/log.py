@@ -24,6 +24,10 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the id on the request too 
 ENDED = web.RequestKey("ended", tuple[Outcome, int])
 UPSTREAM_REQUEST_ID = web.RequestKey("upstream_request_id", str)  # the provider's own id for the request
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# An inbound request id goes into every log line, the provider's request and the audit trail: refuse
+# anything that could be a credential (a TokenHub or provider key prefix, or a long mixed-case
+# alphanumeric run such as a key's secret). UUIDs and hex ids (ours included) are fine.
+_KEYLIKE_ID = re.compile(r"(?i:th-|sk-|bearer)|(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{20,}")
 # Anything shaped like a TokenHub key or a bearer credential; aiohttp logs raw bad header lines.
 _SECRETISH = re.compile(r"th-[0-9A-Za-z_]{8,}|(?i:bearer\s+)[^\s\"',;]+|sk-[0-9A-Za-z_-]{8,}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,7 +86,9 @@ def setup_logging(config: LoggingConfig, stream: object = None) -> logging.Handl
 @web.middleware
 async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     inbound = request.headers.get("X-Request-ID", "")
-    request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else os.urandom(16).hex()  # uuid4 costs 3×
+    if not (inbound and _SANE_REQUEST_ID.fullmatch(inbound)) or _KEYLIKE_ID.search(inbound):
+        inbound = os.urandom(16).hex()  # uuid4 costs 3×
+    request_id = inbound
     request[REQUEST_ID_KEY] = request_id
     REQUEST_ID.set(request_id)
     KEY_ID.set("-")

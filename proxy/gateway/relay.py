@@ -5,7 +5,7 @@ response headers) and every silence between two body chunks are bounded here, pe
 rescheduled `asyncio.timeout` each (the session has neither a total nor a sock_read timeout, because a
 long generation is legitimate). The same timer bounds writes to the client (`[server]
 client_write_timeout_seconds`): a client that stops reading loses its stream and the provider
-connection is released. Redirects are never followed: a 3xx from a provider is relayed as it is.
+connection is released. Redirects are never followed nor relayed: a 3xx from a provider is a 502.
 
 How a stream ends (each one tells the tap, tap.py, exactly once, and the access log via `END_STATUS`):
 - the provider's end, or the stream's own last event (`data: [DONE]`, Anthropic's `message_stop`):
@@ -71,7 +71,13 @@ async def _send(request: web.Request, session: aiohttp.ClientSession, url: str, 
         raise UpstreamUnavailable(f"The provider {provider!r} could not be reached.") from None
 
 
-def _refuse_credential_failure(upstream: aiohttp.ClientResponse, provider: str) -> None:
+def _refuse_unusable(upstream: aiohttp.ClientResponse, provider: str) -> None:
+    # A redirect is not followed, and not relayed either: a client following it would send its
+    # TokenHub key to wherever the provider (or whoever controls its DNS) pointed.
+    if 300 <= upstream.status < 400:
+        log.error("provider %s answered with a redirect (%d); not followed", provider, upstream.status)
+        raise UpstreamUnavailable(f"The provider {provider!r} answered with a redirect, which the gateway does "
+                                  "not follow.", code="upstream_redirect")
     # A 401 from the provider means *our* credential for it is wrong. Passing it through would tell
     # the client their TokenHub key is invalid, which it is not.
     if upstream.status == 401:
@@ -254,7 +260,7 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, 
         upstream = await _send(request, session, url, body, headers, limits.first_byte_timeout_seconds, provider)
         try:
             _started(request, upstream, tap)
-            _refuse_credential_failure(upstream, provider)
+            _refuse_unusable(upstream, provider)
             return await _answer(request, upstream, limits, write_timeout, provider, tap)
         except BaseException:
             upstream.close()  # drop the provider connection: it must stop working for nobody

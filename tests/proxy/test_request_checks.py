@@ -123,18 +123,18 @@ async def test_request_headers_filtered(proxy: TestClient, key: str, fake: FakeP
     r = await proxy.post(CHAT, json={"model": "demo/echo", "messages": []}, headers=headers)
     assert r.status == 200
     got = fake.last.headers
-    assert (got["OpenAI-Organization"], got["X-Custom"]) == ("org-1", "kept")
     assert got["Authorization"] == f"Bearer {PROVIDER_KEY}"
-    for name in ("X-Hop", "Keep-Alive", "TE", "Proxy-Authorization", "Cookie", "api-key", "x-api-key"):
+    for name in ("X-Hop", "Keep-Alive", "TE", "Proxy-Authorization", "Cookie", "api-key", "x-api-key",
+                 "OpenAI-Organization", "X-Custom"):  # allow-list: tests/proxy/test_headers.py
         assert name not in got, name
 
 
 @pytest.mark.parametrize("value", ["a\r\nInjected: 1", "a\nb", "a\rb", "a\x00b"])
 def test_control_characters_in_forwarded_headers_are_a_400(value: str) -> None:
-    incoming = CIMultiDictProxy(CIMultiDict({"X-Custom": value}))
+    incoming = CIMultiDictProxy(CIMultiDict({"User-Agent": value}))
     with pytest.raises(InvalidRequest) as info:
         outbound_headers(incoming, "cred", "rid")
-    assert info.value.status == 400 and info.value.param == "X-Custom"
+    assert info.value.status == 400 and info.value.param == "User-Agent"
 
 
 @pytest.mark.parametrize("path", ["/v1/%2e%2e/admin", "/v1/chat/%2e%2e/%2e%2e/x", "/v1/a%2Fb", "/v1/a%0d%0ab",
