@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TextIO
 
 import orjson
 from aiohttp import web
@@ -28,6 +28,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Middleware
 
 from proxy.log import ENDED, KEY_ID, REQUEST_ID, UPSTREAM_REQUEST_ID, redact
+from proxy.metering.meter import METERED
 from proxy.runtime.metrics import Metrics
 
 _FLUSH_BYTES = 64 * 1024
@@ -58,7 +59,7 @@ class AccessSink:
         return f"{self._stamp}.{ms:03d}+00:00" if self._json else f"{self._stamp},{ms:03d}"
 
     def record(self, method: str, path: str, status: int, seconds: float, *, upstream_id: str = "",
-               outcome: str = "") -> None:
+               outcome: str = "", usage: Mapping[str, Any] | None = None) -> None:
         if "th-" in path or "sk-" in path:
             path = redact(path)
         message = f"{method} {path} {status} {seconds * 1000:.1f}ms"
@@ -70,9 +71,12 @@ class AccessSink:
                       "request_id": REQUEST_ID.get(), "key_id": KEY_ID.get(), "status": status}
             if upstream_id:
                 fields["upstream_request_id"] = upstream_id
+            if usage:
+                fields.update(usage)
             line = orjson.dumps(fields).decode()
         else:
             tail = f" upstream_request_id={upstream_id}" if upstream_id else ""
+            tail += "".join(f" {k}={v}" for k, v in (usage or {}).items() if v is not None)
             line = f"{when} INFO tokenhub.access [{REQUEST_ID.get()} {KEY_ID.get()}] {message}{tail}"
         self._lines.append(line)
         self._size += len(line)
@@ -122,8 +126,10 @@ class RequestLog:
         if sink is not None and sink.enabled:
             ended = request.get(ENDED)
             outcome = ended[0].value if ended is not None and ended[0] != "completed" else ""
+            metered = request.get(METERED)  # metering's figure (proxy/metering/tap.py)
             sink.record(request.method, request.path, status, seconds,
-                        upstream_id=request.get(UPSTREAM_REQUEST_ID, ""), outcome=outcome)
+                        upstream_id=request.get(UPSTREAM_REQUEST_ID, ""), outcome=outcome,
+                        usage=metered.log_fields() if metered is not None else None)
 
     def middleware(self) -> Middleware:
         @web.middleware
