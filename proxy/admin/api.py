@@ -150,7 +150,9 @@ async def create_key(request: web.Request) -> web.Response:
     issued = await _store(request).create(_actor(request), name=name, account=account_, expires_at=expires_at,
                                           allowed_models=models, allowed_providers=providers_,
                                           limits=limits_object(body))
-    return json_response(key_object(issued.key, _now(request)) | {"key": issued.secret}, status=201)
+    created = key_object(issued.key, _now(request))
+    await usage.with_usage(request, created)
+    return json_response(created | {"key": issued.secret}, status=201)
 
 
 @routes.get("/keys")
@@ -159,14 +161,18 @@ async def list_keys(request: web.Request) -> web.Response:
     found = await _store(request).list_keys(account=params.get("account"), status=status(params),
                                            limit=limit(params), cursor=params.get("cursor"))
     now = _now(request)
-    return json_response({"data": [key_object(k, now) for k in found.data], "next_cursor": found.next_cursor})
+    data = [key_object(k, now) for k in found.data]
+    await usage.with_usage(request, *data)
+    return json_response({"data": data, "next_cursor": found.next_cursor})
 
 
 @routes.get("/keys/{id}")
 async def show_key(request: web.Request) -> web.Response:
     query(request.query, frozenset())
     key = await _store(request).get(request.match_info["id"])
-    return json_response(key_object(key, _now(request)))
+    shown = key_object(key, _now(request))
+    await usage.with_usage(request, shown)
+    return json_response(shown)
 
 
 @routes.patch("/keys/{id}")
@@ -185,14 +191,18 @@ async def update_key(request: web.Request) -> web.Response:
                            changes.get("allowed_providers", current.allowed_providers),
                            request.config_dict[PROVIDERS])
     key, spread = await store.update(_actor(request), request.match_info["id"], **changes)
-    return json_response(key_object(key, _now(request)) | {"propagation": propagation_object(spread)})
+    updated = key_object(key, _now(request))
+    await usage.with_usage(request, updated)
+    return json_response(updated | {"propagation": propagation_object(spread)})
 
 
 @routes.post("/keys/{id}/revoke")
 async def revoke_key(request: web.Request) -> web.Response:
     await read_object(request, frozenset(), empty_ok=True)
     key, spread = await _store(request).revoke(_actor(request), request.match_info["id"])
-    return json_response(key_object(key, _now(request)) | {"propagation": propagation_object(spread)})
+    revoked = key_object(key, _now(request))
+    await usage.with_usage(request, revoked)
+    return json_response(revoked | {"propagation": propagation_object(spread)})
 
 
 @routes.post("/keys/{id}/rotate")
@@ -201,9 +211,10 @@ async def rotate_key(request: web.Request) -> web.Response:
     issued, old, spread = await _store(request).rotate(_actor(request), request.match_info["id"],
                                                        grace_seconds=grace_seconds(body))
     now = _now(request)
-    return json_response(key_object(issued.key, now) | {
-        "key": issued.secret, "previous": key_object(old, now), "propagation": propagation_object(spread)},
-        status=201)
+    new, previous = key_object(issued.key, now), key_object(old, now)
+    await usage.with_usage(request, new, previous)
+    return json_response(new | {"key": issued.secret, "previous": previous, "propagation": propagation_object(spread)},
+                         status=201)
 
 
 @routes.get("/audit")
