@@ -12,15 +12,16 @@ from proxy.config import Config
 from proxy.errors import error_mw
 from proxy.gateway import forward
 from proxy.gateway.providers import ProviderTable
-from proxy.limits import ctx as limits
 from proxy.gateway.styles.owners import owners_ctx
+from proxy.limits import ctx as limits
 from proxy.log import add_request_id_header, request_id_mw
 from proxy.metering.ctx import metering_ctx
 from proxy.runtime import health
 from proxy.runtime.access import RequestLog
+from proxy.runtime.lifecycle import Lifecycle
 from proxy.runtime.metrics import Metrics
-from proxy.runtime.resources import storage_ctx, upstream_http_ctx
-from proxy.state import CLOCK, CONFIG, DRAINING, KEYSTORE, METER, METRICS, PROVIDERS, REQUEST_LOG, STARTED
+from proxy.runtime.resources import start_watch_ctx, storage_ctx, upstream_http_ctx
+from proxy.state import CLOCK, CONFIG, KEYSTORE, LIFECYCLE, METER, METRICS, PROVIDERS, REQUEST_LOG
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -33,12 +34,11 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     root[METRICS] = metrics
     root[REQUEST_LOG] = request_log
     root[PROVIDERS] = ProviderTable(config.providers, config.aliases)
-    root[DRAINING] = [False]
-    root[STARTED] = [False]
+    root[LIFECYCLE] = Lifecycle()
     if clock is not None:
         root[CLOCK] = clock
     # metering_ctx last: torn down first, after the drain, with its own pool (the final usage write)
-    root.cleanup_ctx.extend([storage_ctx, upstream_http_ctx, owners_ctx, metering_ctx])
+    root.cleanup_ctx.extend([storage_ctx, start_watch_ctx, upstream_http_ctx, owners_ctx, metering_ctx])
     root.on_response_prepare.append(add_request_id_header)
     limits.setup(root)  # the limiter's context (after metering's) and the x-ratelimit-* headers
     root.add_routes(health.routes)
@@ -50,7 +50,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 def create_admin_app(config: Config, proxy_app: web.Application) -> web.Application:
     """The admin listener: `/admin/…` (admin token), the API Keys page, `/metrics`.
 
-    It shares the proxy app's keystore and metrics, so start it after `proxy_app` has started.
+    It shares the proxy app's keystore and metrics: start it after `proxy_app` has started (its startup
+    refuses otherwise), and clean it up before.
     """
     app = web.Application(middlewares=[request_id_mw, error_mw], client_max_size=1024 * 1024)
     app[CONFIG] = config
@@ -58,6 +59,8 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
     app[PROVIDERS] = proxy_app[PROVIDERS]
 
     async def share_keystore(admin_app: web.Application) -> None:
+        if KEYSTORE not in proxy_app:
+            raise RuntimeError("start the proxy app before its admin app: the admin app uses its keystore")
         admin_app[KEYSTORE] = proxy_app[KEYSTORE]
         if METER in proxy_app:
             admin_app[METER] = proxy_app[METER]

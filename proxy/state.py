@@ -12,6 +12,7 @@ from proxy.gateway.providers import ProviderTable
 from proxy.limits.limiter import Limiter
 from proxy.metering.meter import Meter
 from proxy.runtime.access import RequestLog
+from proxy.runtime.lifecycle import Lifecycle
 from proxy.runtime.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
@@ -20,9 +21,7 @@ UPSTREAM_HTTP = web.AppKey("upstream_http", aiohttp.ClientSession)
 PROVIDERS = web.AppKey("providers", ProviderTable)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)  # metrics and access log of every proxy request
-# [bool]: True once Postgres, Redis and the revocation feed have all been up (readiness gate)
-STARTED = web.AppKey("started", list)
-DRAINING = web.AppKey("draining", list)  # [bool]: set on SIGTERM; readiness goes false, new requests refused
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)  # starting → started → draining (runtime/lifecycle.py)
 METER = web.AppKey("meter", Meter)  # usage metering (its `config.enabled` says whether it meters)
 LIMITER = web.AppKey("limiter", Limiter)  # per-key limits and budgets (proxy/limits/)
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock

@@ -18,7 +18,7 @@ from keystore import ApiKey
 
 from proxy.errors import PUBLIC_AUTH_MESSAGE, AuthenticationFailed, ServiceUnavailable
 from proxy.log import KEY_ID
-from proxy.state import DRAINING, KEYSTORE
+from proxy.state import KEYSTORE, LIFECYCLE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEY = web.RequestKey("api_key", ApiKey)
@@ -48,7 +48,7 @@ def presented_key(headers: CIMultiDictProxy[str]) -> str:
 @web.middleware
 async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     config = request.config_dict
-    if config[DRAINING][0]:
+    if config[LIFECYCLE].draining:
         raise ServiceUnavailable("This instance is shutting down; retry the request.",
                                  headers={"Retry-After": "1", "Connection": "close"})
     # The client's address scopes the failure limit: a flood of wrong secrets from one client gets

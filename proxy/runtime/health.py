@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.state import DRAINING, KEYSTORE, STARTED
+from proxy.runtime.lifecycle import dependencies
+from proxy.state import KEYSTORE, LIFECYCLE
 
 routes = web.RouteTableDef()
 
@@ -23,15 +24,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if request.config_dict[DRAINING][0]:
+    lifecycle = request.config_dict[LIFECYCLE]  # read only: runtime/lifecycle.py says who moves it
+    if lifecycle.draining:
         return web.json_response({"status": "draining"}, status=503)
     store = request.config_dict[KEYSTORE]
-    checks = {"postgres": await store.postgres_ok(), "redis": await store.redis_ok(),
-              "revocation_feed": store.feed_up}
-    started = request.config_dict[STARTED]
+    checks = await dependencies(store)
     if all(checks.values()):
-        started[0] = True
         return web.json_response({"status": "ready", "checks": checks})
-    if started[0]:
+    if lifecycle.started:
         return web.json_response({"status": "degraded", "checks": checks})
     return web.json_response({"status": "starting", "checks": checks}, status=503)

@@ -1,4 +1,4 @@
-"""Cleanup contexts: the Postgres pool, the Redis clients and keystore, the upstream HTTP session.
+"""Cleanup contexts: the Postgres pool, the Redis clients and keystore, the start watch, the upstream HTTP session.
 
 Each is an async generator with exactly one `yield`; aiohttp tears down, in reverse order, only the
 contexts that started.
@@ -6,6 +6,8 @@ contexts that started.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -26,7 +28,8 @@ from redis.exceptions import RedisClusterException
 from keystore import KeyStore
 
 from proxy.config import Config, PostgresConfig, RedisConfig, split_listen
-from proxy.state import CLOCK, CONFIG, KEYSTORE, METRICS, UPSTREAM_HTTP
+from proxy.runtime.lifecycle import watch_start
+from proxy.state import CLOCK, CONFIG, KEYSTORE, LIFECYCLE, METRICS, UPSTREAM_HTTP
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +196,17 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         await main.aclose()
         await feed.aclose()
         await pool.close()
+
+
+async def start_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Mark the instance started once every dependency has been up (after storage_ctx: it needs the keystore)."""
+    task = asyncio.create_task(watch_start(app[LIFECYCLE], app[KEYSTORE]), name="start-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def upstream_http_ctx(app: web.Application) -> AsyncIterator[None]:

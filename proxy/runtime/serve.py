@@ -21,7 +21,7 @@ from proxy.app import create_admin_app, create_app
 from proxy.config import Config, split_listen
 from proxy.runtime.access import AccessSink, access_logger_class
 from proxy.runtime.protocol import GuardedAppRunner
-from proxy.state import DRAINING, METRICS, REQUEST_LOG
+from proxy.state import LIFECYCLE, METRICS, REQUEST_LOG
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tokenhub.access")
@@ -120,7 +120,7 @@ class Instance:
         proxy app's keystore)."""
         grace = self.config.server.shutdown_grace_seconds
         log.info("worker %d draining: in-flight requests have up to %.0fs", self.worker, grace)
-        self.proxy_app[DRAINING][0] = True
+        self.proxy_app[LIFECYCLE].drain()
         runners = (self._admin, self._proxy)
         for runner in runners:
             for site in list(runner.sites):

@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.app import create_app
-from proxy.state import DRAINING, KEYSTORE
+from proxy.state import KEYSTORE, LIFECYCLE
 from tests.proxy.conftest import proxy_config
 from tests.support import TcpGate, eventually
 
@@ -43,7 +43,7 @@ async def test_not_ready_until_the_feed_is_up_then_ready(gated: TestClient, redi
 
 
 async def test_a_redis_outage_after_start_is_reported_not_unready(gated: TestClient, redis_gate: TcpGate) -> None:
-    await eventually(lambda: gated.app[KEYSTORE].feed_up)
+    await eventually(lambda: gated.app[LIFECYCLE].started)
     assert (await gated.get("/readyz")).status == 200
     redis_gate.cut()
     await eventually(lambda: not gated.app[KEYSTORE].feed_up)
@@ -63,6 +63,6 @@ async def test_not_ready_at_start_while_redis_is_down(aiohttp_client: Any, pool,
 
 
 async def test_draining_is_not_ready(proxy: TestClient) -> None:
-    proxy.app[DRAINING][0] = True
+    proxy.app[LIFECYCLE].drain()
     resp = await proxy.get("/readyz")
     assert resp.status == 503 and (await resp.json())["status"] == "draining"
