@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.fakes import FakeProvider, canned, stalling
@@ -44,10 +46,12 @@ async def test_provider_stalling_mid_stream_ends_the_stream(cluster: Cluster, cl
     async with asyncio.timeout(GUARD):
         async with client.session.post(proc.url(CHAT), json=STREAM, headers={"Authorization": f"Bearer {key}"}) as r:
             assert r.status == 200
-            async for chunk in r.content.iter_any():  # ends cleanly (HTTP-wise), no payload error
-                received += chunk
+            with pytest.raises(aiohttp.ClientPayloadError):  # ends visibly broken: no chunked terminator
+                async for chunk in r.content.iter_any():
+                    received += chunk
     release.set()
-    assert received == b'data: {"choices": []}\n\n'  # what was sent arrived, then the end: no [DONE]
+    assert received.startswith(b'data: {"choices": []}\n\n') and b"[DONE]" not in received
+    assert b'"code":"upstream_timeout"' in received  # an SSE error event in the OpenAI error shape
 
 
 async def endless(request: web.Request) -> web.StreamResponse:
