@@ -121,8 +121,9 @@ async def _by_deployment(request: web.Request, providers: ProviderTable, key: Ap
                          body: dict[str, Any]) -> Route:
     deployment = params["deployment"]
     route = _checked(providers.resolve_deployment(deployment), key, deployment)
-    named = body.get("model")
-    if named is not None and (not isinstance(named, str) or providers.resolve_deployment(named) != route):
+    named = body.get("model")  # Azure ignores it; we replace it, but a contradiction is refused
+    if named is not None and named != route.model and (
+            not isinstance(named, str) or providers.resolve_deployment(named) != route):
         raise InvalidRequest("The body's model does not name the path's deployment.", param="model")
     return route
 

@@ -113,11 +113,12 @@ async def test_same_key_in_two_headers_is_fine(sdk: SDK, key: str, fake: FakePro
     assert_clean(fake, key, "echo")
 
 
-async def test_other_json_endpoint_with_a_model_is_forwarded(proxy: TestClient, key: str,
-                                                             fake: FakeProvider) -> None:
+async def test_other_json_endpoint_with_a_model_is_404_unless_the_provider_lists_it(
+        proxy: TestClient, key: str, fake: FakeProvider) -> None:
+    # Endpoint policy (issue 13): a model restriction is not an endpoint restriction. Endpoints
+    # outside a provider's `endpoints` never reach it; tests/styles/test_endpoint_policy.py covers the table.
     fake.override = canned(200, b'{"ok": true}', {"Content-Type": "application/json"})
     r = await proxy.post("/v1/moderations?x=1", json={"model": "chat", "input": "hi"},
                          headers={"Authorization": f"Bearer {key}"})
-    assert r.status == 200 and await r.json() == {"ok": True}
-    assert (fake.last.path, fake.last.query) == ("/v1/moderations", "x=1")
-    assert_clean(fake, key, "echo")
+    assert r.status == 404 and (await r.json())["error"]["type"] == "not_found_error"
+    assert fake.received == []
