@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from keystore import Actor, IssuedKey, KeyStore, KeystoreSettings
+
 from proxy.app import create_app
 from proxy.config import Config, PostgresConfig, ProviderConfig, RedisConfig, ServerConfig
 from proxy.state import KEYSTORE

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from keystore import KeystoreSettings
+
 from proxy.config import Config, PostgresConfig, ProviderConfig, RedisConfig
 from proxy.gateway.styles import ENDPOINTS
 from tests.styles.fakes import Recorder

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from keystore import Actor, KeyStore
+
 from proxy.state import KEYSTORE, METER
 from tests.styles.conftest import OPENAI_KEY, Issue
 from tests.styles.fakes import FakeResponses
@@ -39,7 +40,7 @@ async def test_create_streamed_and_metered(clients: Clients, issue: Issue, oai: 
     stream = await clients["openai"](issued.secret).responses.create(
         model="oai/gpt-5-mini", input="three words here", stream=True)
     events = [event async for event in stream]
-    assert [e.type for e in events][0] == "response.created" and events[-1].type == "response.completed"
+    assert (events[0].type, events[-1].type) == ("response.created", "response.completed")
     assert events[-1].response.output_text == "three words here"  # type: ignore[union-attr]
     await proxy.app[METER].flush()
     row = await pool.fetchrow("SELECT input_tokens, cached_input_tokens, output_tokens FROM usage_hourly"
@@ -54,7 +55,8 @@ async def test_retrieve_only_by_the_creating_key(clients: Clients, issue: Issue,
     mine, other = (await issue()).secret, (await issue(name="other")).secret
     created = await clients["openai"](mine).responses.create(model="oai/gpt-5", input="mine", stream=streamed)
     if streamed:
-        response_id = [e async for e in created][0].response.id
+        events = [e async for e in created]  # the whole stream: the id is recorded on the way
+        response_id = events[0].response.id
     else:
         response_id = created.id
     assert (await clients["openai"](mine).responses.retrieve(response_id)).output_text == "mine"
