@@ -102,3 +102,10 @@ async def key_usage(request: web.Request) -> web.Response:
                                              by_model="group_by" in params)
     return json_response({"key_id": key.id, "from": rfc3339(start), "to": rfc3339(end), "granularity": granularity,
                           "data": [_point(p) for p in points], "total": totals_object(_sum(points))})
+
+
+async def with_usage(request: web.Request, *objects: dict[str, Any]) -> None:
+    """Fill `usage_this_month` of these key objects in place (one query for all of them)."""
+    month = await usage_this_month(request, [o["id"] for o in objects])
+    for o in objects:
+        o["usage_this_month"] = month[o["id"]]

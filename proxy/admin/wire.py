@@ -213,6 +213,11 @@ _NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 _TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 _STR_LIST: dict[str, Any] = {"type": "array", "items": _STR}
+_USAGE_MONTH: dict[str, Any] = {
+    "type": "object", "description": "This UTC month's metered use (up to [metering] flush_seconds behind).",
+    "required": ["requests", "input_tokens", "output_tokens", "usd"],
+    "properties": {"requests": {"type": "integer"}, "input_tokens": {"type": "integer"},
+                   "output_tokens": {"type": "integer"}, "usd": {"type": "number"}}}
 
 # The key object on the wire, in answer order. A new key field (limits, usage_this_month) is one entry
 # here; key_object() and the OpenAPI `Key` schema (and the schemas built on it) both follow this table.
@@ -233,6 +238,8 @@ KEY_FIELDS: dict[str, WireField] = {
     "rotated_from": WireField(_NULLABLE_STR | {"description": "The id of the key this one replaced."},
                               lambda k, now: k.rotated_from),
     "limits": WireField(rules.schema("limits"), lambda k, now: (k.limits or NO_LIMITS).to_json()),
+    # Read from the usage rollups, not the record: the handlers fill it (admin/usage.py with_usage).
+    "usage_this_month": WireField(_USAGE_MONTH, lambda k, now: None),
 }
 
 
