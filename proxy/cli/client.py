@@ -6,10 +6,11 @@ import http.client
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from email.message import Message
+from typing import IO, Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode, urlsplit
-from urllib.request import ProxyHandler, Request, build_opener
+from urllib.request import HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
 DEFAULT_URL = "http://127.0.0.1:8081"
 
@@ -51,6 +52,18 @@ def _error_from(exc: HTTPError) -> AdminError:
         return AdminError(exc.code, f"unexpected answer: {text}")
 
 
+class _NoRedirects(HTTPRedirectHandler):
+    """A redirect is an error, never followed: following it would send the admin token to wherever
+    the answer points (another host, or plain http)."""
+
+    def redirect_request(self, req: Request, fp: IO[bytes], code: int, msg: str, headers: Message,
+                         newurl: str) -> Request | None:
+        fp.close()
+        raise AdminError(code, f"the admin endpoint answered with a redirect to {newurl[:200]}; it is not "
+                               "followed (the admin token must not be sent elsewhere): set TOKENHUB_ADMIN_URL "
+                               "to the admin listener's own address", code="redirect_refused")
+
+
 @dataclass(frozen=True, slots=True)
 class AdminClient:
     base_url: str
@@ -67,7 +80,7 @@ class AdminClient:
         if data is not None:
             headers["Content-Type"] = "application/json"
         # No proxy from the environment: the admin listener is on loopback or a private network.
-        opener = build_opener(ProxyHandler({}))
+        opener = build_opener(ProxyHandler({}), _NoRedirects())
         try:
             with opener.open(Request(url, data=data, method=method, headers=headers), timeout=self.timeout) as resp:
                 raw = resp.read()
