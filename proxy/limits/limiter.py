@@ -130,8 +130,7 @@ class Limiter:
     async def _decide(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> tuple[Verdict | None, bool]:
         if self.redis_up:
             try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._admit_shared(key_id, limits, demand, lease), True
+                return await self._admit_shared(key_id, limits, demand, lease), True
             except _REDIS_FAILED as exc:
                 self._redis_failed(exc)
         self.degraded_admissions += 1
@@ -146,12 +145,14 @@ class Limiter:
         assert self._shared is not None
         carry = self._local.take_carry(key_id)
         try:
-            v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+            async with asyncio.timeout(self._timeout):
+                v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
             if v.status == SEED_NEEDED:
-                await self._seed(key_id, v.month)
+                await self._seed(key_id, v.month)  # Postgres, bounded by its own timeouts
                 # The rollups already hold what was metered while Redis was away: do not count it twice.
                 carry = replace(carry, month_tokens=0, micro_usd=0)
-                v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+                async with asyncio.timeout(self._timeout):
+                    v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
         except BaseException:
             self._local.add_carry(key_id, carry)
             raise
@@ -161,7 +162,8 @@ class Limiter:
     async def _seed(self, key_id: str, month: int) -> None:
         assert self._shared is not None
         tokens, micro = (0, 0) if self._month_usage is None else await self._month_usage(key_id, _month_start(month))
-        await self._shared.seed(key_id, month, tokens, micro)
+        async with asyncio.timeout(self._timeout):
+            await self._shared.seed(key_id, month, tokens, micro)
 
     async def _admit_local(self, key_id: str, limits: KeyLimits, demand: Demand) -> Verdict:
         month = _month_now()

@@ -1,0 +1,63 @@
+"""Redis unreachable (a real TCP gate cut in front of the real Redis): each instance enforces its share,
+nothing hangs or fails; Redis back: what the fallback admitted is handed back, so no fresh window."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from proxy.limits.answers import RateLimitExceeded
+from tests.limits.helpers import limited_key
+from tests.support import TcpGate
+
+ASK = {"model": "demo/echo", "max_tokens": 10}
+
+
+@pytest.fixture
+async def gate(redis_url: str) -> AsyncIterator[tuple[TcpGate, str]]:
+    target = urlsplit(redis_url)
+    g = await TcpGate(target.hostname or "127.0.0.1", target.port or 6379).start()
+    yield g, f"redis://127.0.0.1:{g.port}{target.path}"
+    await g.close()
+
+
+async def _admitted(limiter, key, n: int) -> int:
+    count = 0
+    for _ in range(n):
+        try:
+            await limiter.reserve(key, None, ASK, 4)
+            count += 1
+        except RateLimitExceeded:
+            pass
+    return count
+
+
+async def test_redis_down_each_instance_enforces_its_share_and_back_no_fresh_window(make_limiter, gate) -> None:
+    g, url = gate
+    key = limited_key(requests_per_minute=30)
+    instance = await make_limiter(url=url, fallback_instances=3, retry_redis_seconds=0.2)
+    assert await _admitted(instance, key, 5) == 5  # shared: 25 left in Redis
+    g.cut()
+    assert await _admitted(instance, key, 20) == 10  # its share: 30 / 3, never an error, never a hang
+    assert not instance.redis_up
+    g.restore()
+    while not instance.redis_up:
+        await asyncio.sleep(0.05)
+    await instance.maintain_once()  # hands the 10 admitted meanwhile back to the shared bucket
+    other = await make_limiter()  # another instance, on Redis directly
+    assert await _admitted(other, key, 20) <= 15 + 1  # 30 - 5 - 10, plus at most a second's refill
+
+
+async def test_fail_closed_refuses_limited_keys_with_503_and_fail_open_admits(make_limiter, gate) -> None:
+    g, url = gate
+    key = limited_key(requests_per_minute=1)
+    closed = await make_limiter(url=url, fallback="closed")
+    opened = await make_limiter(url=url, fallback="open")
+    g.cut()
+    with pytest.raises(Exception) as refused:
+        await closed.reserve(key, None, ASK, 4)
+    assert getattr(refused.value, "status", None) == 503
+    assert await _admitted(opened, key, 3) == 3
