@@ -48,7 +48,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
 
 def create_admin_app(config: Config, proxy_app: web.Application) -> web.Application:
-    """The admin listener: `/admin/…` (admin token), the API Keys page, `/metrics`.
+    """The admin listener: `/admin/…` (admin token), the API Keys page, `/metrics`, `/healthz`, `/readyz`.
 
     It shares the proxy app's keystore and metrics: start it after `proxy_app` has started (its startup
     refuses otherwise), and clean it up before.
@@ -57,6 +57,7 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
     app[CONFIG] = config
     app[METRICS] = proxy_app[METRICS]
     app[PROVIDERS] = proxy_app[PROVIDERS]
+    app[LIFECYCLE] = proxy_app[LIFECYCLE]  # /healthz and /readyz answer here too, next to /metrics
 
     async def share_keystore(admin_app: web.Application) -> None:
         if KEYSTORE not in proxy_app:
@@ -67,6 +68,7 @@ def create_admin_app(config: Config, proxy_app: web.Application) -> web.Applicat
 
     app.on_startup.append(share_keystore)
     app.on_response_prepare.append(add_request_id_header)
+    app.add_routes(health.routes)
     admin.setup(app)
     page.setup(app)  # the API Keys page: loads without a token, then calls /admin/ with one
     return app
