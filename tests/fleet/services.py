@@ -253,7 +253,7 @@ def pgbouncer(base: Path, database_url: str, pool_size: int = 20) -> Iterator[Bo
         f"* = host={u.hostname or '127.0.0.1'} port={u.port or 5432}\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {base}/users.txt\n"
+        f"auth_type = trust\nauth_file = {base}/users.txt\nadmin_users = {user}\n"
         f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
         f"logfile = {base}/pgbouncer.log\nignore_startup_parameters = extra_float_digits\n")
     if os.geteuid() == 0:

@@ -6,6 +6,7 @@ import uuid
 import asyncpg
 
 from keystore import migrate
+
 from tests.conftest import PG_OPTIONS
 
 

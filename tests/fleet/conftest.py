@@ -1,0 +1,119 @@
+"""Fixtures for the fleet tests: `tokenhub serve` processes against throwaway Sentinel, Cluster,
+PgBouncer and Postgres processes (tests/fleet/services.py), a demo provider in this process, and small
+HTTP helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from proxy.runtime.demo import DEMO_MODELS, start_demo
+from tests.fleet.services import missing
+from tests.procs import ADMIN_TOKEN, ServeProcess, provider, write_config
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+CHAT = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}
+# Fast feeds and polls so a test's waits stay short; each bound the README states scales with these.
+FAST_KEYSTORE = {"ping_interval_seconds": 0.5, "poll_interval_seconds": 0.2, "heartbeat_seconds": 0.5,
+                 "ack_timeout_seconds": 2.0, "resubscribe_delay_seconds": 0.2}
+
+
+def need(*binaries: str) -> None:
+    """Skip, naming what is missing, when a Debian package's binary is absent (dev.sh test installs
+    them; a machine where the install failed reports the skip instead of a confusing error)."""
+    gone = missing(*binaries)
+    if gone:
+        pytest.skip(f"not installed: {', '.join(gone)} (bash deploy/dev.sh test installs them)")
+
+
+@pytest.fixture
+async def demo_url() -> AsyncIterator[str]:
+    runner, port = await start_demo(port=0)
+    yield f"http://127.0.0.1:{port}/v1"
+    await runner.cleanup()
+
+
+def fleet_config(directory: Path, name: str, *, database_url: str, redis: dict[str, Any], namespace: str,
+                 demo_url: str, postgres: dict[str, Any] | None = None, **sections: Any) -> Path:
+    """A `tokenhub serve` config with the demo provider, `redis` as the [redis] section (mode, url,
+    sentinels...) and optional [postgres] extras."""
+    return write_config(directory, name=name, database_url=database_url, redis_url=redis.get("url", ""),
+                        namespace=namespace, providers=[provider("demo", demo_url, DEMO_MODELS)],
+                        redis=redis, postgres={"dsn": database_url, **(postgres or {})},
+                        keystore=FAST_KEYSTORE, logging={"level": "INFO", "format": "json"}, **sections)
+
+
+async def admin(http: aiohttp.ClientSession, proc: ServeProcess, method: str, path: str,
+                body: dict[str, Any] | None = None) -> Any:
+    async with http.request(method, proc.admin_url(path), json=body, headers=ADMIN) as r:
+        payload = await r.json()
+        assert r.status < 300, payload
+        return payload
+
+
+async def chat(http: aiohttp.ClientSession, proc: ServeProcess, key: str) -> int:
+    async with http.post(proc.url("/v1/chat/completions"), json=CHAT,
+                         headers={"Authorization": f"Bearer {key}"}) as r:
+        await r.read()
+        return r.status
+
+
+async def feed_up(http: aiohttp.ClientSession, proc: ServeProcess) -> bool:
+    async with http.get(proc.url("/readyz")) as r:
+        body = await r.json()
+        return bool(body.get("checks", {}).get("revocation_feed"))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    """Poll until `check()` holds: a guard against hanging, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout}s"
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Traffic:
+    """Clients sending chat requests with one key to every instance until stopped; records each
+    answer's status and duration."""
+
+    http: aiohttp.ClientSession
+    instances: list[ServeProcess]
+    key: str
+    statuses: list[int] = field(default_factory=list)
+    slowest_s: float = 0.0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, clients: int = 4) -> Traffic:
+        self._tasks = [asyncio.create_task(self._client(i)) for i in range(clients)]
+        return self
+
+    async def _client(self, i: int) -> None:
+        n = i
+        while not self._stop.is_set():
+            proc = self.instances[n % len(self.instances)]
+            n += 1
+            t0 = time.monotonic()
+            try:
+                status = await chat(self.http, proc, self.key)
+            except aiohttp.ClientError:
+                status = 599  # the connection failed: counted with the 5xx
+            self.slowest_s = max(self.slowest_s, time.monotonic() - t0)
+            self.statuses.append(status)
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    @property
+    def server_errors(self) -> int:
+        return sum(1 for s in self.statuses if s >= 500)
