@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from proxy.admin import rules
+from proxy.admin import rules, usage
 from proxy.admin.wire import KEY_FIELDS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -72,7 +72,7 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
                            "expires_at": {**_NULLABLE_TIME, "description": "null clears it."}}
                           | restrictions, required=[], minProperties=1),
         "RotateKey": _obj({"grace_seconds": rules.schema("grace_seconds")}, required=[]),
-    }
+    } | usage.OPENAPI_SCHEMAS
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:
@@ -168,7 +168,7 @@ def document(models: Sequence[str] = (), providers: Sequence[str] = ()) -> dict[
                                 "UTC. Errors use the OpenAI shape {error: {message, type, param, code}}."},
         "servers": [{"url": "/"}],
         "security": [{"adminToken": []}],
-        "paths": _PATHS,
+        "paths": _PATHS | usage.OPENAPI_PATHS,
         "components": {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
                                                "description": "TOKENHUB_ADMIN_TOKEN or a named token from "

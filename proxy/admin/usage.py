@@ -109,3 +109,60 @@ async def with_usage(request: web.Request, *objects: dict[str, Any]) -> None:
     month = await usage_this_month(request, [o["id"] for o in objects])
     for o in objects:
         o["usage_this_month"] = month[o["id"]]
+
+
+# -- OpenAPI (merged into the document by openapi.py) -------------------------------------------------
+
+_INT: dict[str, Any] = {"type": "integer", "minimum": 0}
+_TOTALS: dict[str, Any] = {"requests": _INT | {"description": "Forwarded requests, metered or not."},
+                           "unmetered_requests": _INT | {"description": "Of which the provider's figure was missing "
+                                                                        "(see tokenhub_usage_unmetered_total)."},
+                           "input_tokens": _INT, "cached_input_tokens": _INT | {"description": "Part of input_tokens."},
+                           "output_tokens": _INT, "usd": {"type": "number", "description": "From the configured prices."}}
+
+
+def _schema(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _answer(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "UsageTotals": _schema(_TOTALS),
+    "UsageBucket": {"type": "object", "required": ["start", *_TOTALS], "additionalProperties": False,
+                    "properties": {"start": {"type": "string", "format": "date-time"},
+                                   "model": {"type": "string", "description": "With group_by=model."}} | _TOTALS},
+    "UsageReport": _schema({"key_id": {"type": "string"}, "from": {"type": "string", "format": "date-time"},
+                            "to": {"type": "string", "format": "date-time"},
+                            "granularity": {"type": "string", "enum": list(GRANULARITIES)},
+                            "data": {"type": "array", "items": _ref("UsageBucket")}, "total": _ref("UsageTotals")}),
+}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/admin/keys/{id}/usage": {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "get": {"operationId": "keyUsage", "summary": "A key's metered usage over time",
+                "description": "Buckets whose UTC hours lie in [from, to), only those with use, oldest first. "
+                               "Up to [metering] flush_seconds behind the requests.",
+                "parameters": [_param("from", {"type": "string", "format": "date-time"},
+                                      "Start (RFC 3339; default: the start of this UTC month)."),
+                               _param("to", {"type": "string", "format": "date-time"}, "End (default: now)."),
+                               _param("granularity", {"type": "string", "enum": list(GRANULARITIES)},
+                                      "Bucket size (default day)."),
+                               _param("group_by", {"type": "string", "enum": ["model"]}, "Split by model.")],
+                "responses": {"200": _answer("UsageReport", "The buckets and their total."),
+                              "400": _answer("Error", "Invalid query; `error.param` names it."),
+                              "401": _answer("Error", "Missing or wrong admin token."),
+                              "404": _answer("Error", "No key with this id."),
+                              "503": _answer("Error", "Postgres is unreachable.")}},
+    },
+}

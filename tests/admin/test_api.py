@@ -9,7 +9,7 @@ from typing import Any
 from tests.admin.conftest import MODELS, AdminStack, Client, create, expect
 
 KEY_FIELDS = {"id", "name", "account", "hint", "created_at", "expires_at", "last_used_at", "revoked_at",
-              "status", "allowed_models", "allowed_providers", "rotated_from"}
+              "status", "allowed_models", "allowed_providers", "rotated_from", "limits", "usage_this_month"}
 UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
@@ -105,7 +105,7 @@ async def test_openapi_documents_every_route(api: Client, stack: AdminStack) -> 
     served = {(r.method, r.resource.canonical) for app in (stack.admin.app, *_subapps(stack))
               for r in app.router.routes() if r.method != "HEAD" and r.resource is not None
               and (r.resource.canonical.startswith("/admin/") or r.resource.canonical == "/metrics")}
-    assert len(served) == 10 and served <= documented  # the page's /ui routes are HTML, not API calls
+    assert len(served) == 11 and served <= documented  # the page's /ui routes are HTML, not API calls
     schemas = doc["components"]["schemas"]
     assert schemas["CreateKey"]["properties"]["allowed_models"]["items"]["enum"] == MODELS
 
