@@ -38,6 +38,7 @@ from proxy.state import KEYSTORE
 PROVIDER = "demo"
 DEFAULT_PORTS = {"proxy": 8080, "admin": 8081, "demo": 8090}
 HELLO = "Hello, TokenHub!"
+API_KEY_ENV = "TOKENHUB_API_KEY"  # where every printed snippet reads the key from
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,8 @@ def banner(config: Config, ports: Ports, path: Path, key: str, admin_token: str,
     proxy, admin = f"http://{host}:{ports.proxy}", f"http://{host}:{ports.admin}"
     model = f"{PROVIDER}/{DEMO_MODELS[0]}"
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": HELLO}]})
-    curl = (f"curl -sS {proxy}/v1/chat/completions -H {shlex.quote('Authorization: Bearer ' + key)} "
+    # Every snippet reads the key from TOKENHUB_API_KEY: a key pasted into code ends up in a repository.
+    curl = (f'curl -sS {proxy}/v1/chat/completions -H "Authorization: Bearer ${API_KEY_ENV}" '
             f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
     token_note = "generated for this run" if generated else "from TOKENHUB_ADMIN_TOKEN"
     models = ", ".join(f"{PROVIDER}/{m}" for m in DEMO_MODELS)
@@ -211,18 +213,20 @@ TokenHub is running. Ctrl-C stops everything it started.
   demo provider  http://{host}:{ports.demo}/v1   models: {models}
   config         {path}
 
-A new API key (shown only now; make more with the CLI or the web page):
+A new API key (shown only now; make more with the CLI or the web page). Keep it in the environment,
+never in code:
 
-  {key}
+export {API_KEY_ENV}={key}
 
-Try it with curl:
+Then try it with curl:
 
 {curl}
 
-Or with the OpenAI Python SDK (paste into .venv/bin/python):
+Or with the OpenAI Python SDK (.venv/bin/python, started from the same shell):
 
+import os
 from openai import OpenAI
-client = OpenAI(base_url="{proxy}/v1", api_key="{key}")
+client = OpenAI(base_url="{proxy}/v1", api_key=os.environ["{API_KEY_ENV}"])
 reply = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "{HELLO}"}}])
 print(reply.choices[0].message.content)
 

@@ -52,18 +52,28 @@ def banner_ports(banner: str) -> list[int]:
     return [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/", banner)[:3]]  # proxy, admin, demo
 
 
+def exported(banner: str) -> str:
+    """The printed `export TOKENHUB_API_KEY=…` line: the only place the key appears in a snippet."""
+    (line,) = [line for line in banner.splitlines() if line.startswith("export TOKENHUB_API_KEY=")]
+    return line
+
+
 def test_printed_curl_line_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
     (curl,) = [line for line in stack[1].splitlines() if line.startswith("curl ")]
-    done = subprocess.run(["bash", "-c", curl + " -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=30)
+    assert "th-" not in curl  # the key comes from the environment
+    done = subprocess.run(["bash", "-c", exported(stack[1]) + "\n" + curl + " -w '\\n%{http_code}'"],
+                          capture_output=True, text=True, timeout=30)
     body, _, status = done.stdout.rpartition("\n")
     assert status == "200", done
     assert json.loads(body)["choices"][0]["message"]["content"] == "Hello, TokenHub!"
 
 
 def test_printed_sdk_snippet_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    snippet = re.search(r"^from openai import OpenAI\n.*?^print\(.*?\)$", stack[1], re.M | re.S)
-    assert snippet is not None
-    done = subprocess.run([sys.executable, "-c", snippet.group(0)], capture_output=True, text=True, timeout=60)
+    snippet = re.search(r"^import os\nfrom openai import OpenAI\n.*?^print\(.*?\)$", stack[1], re.M | re.S)
+    assert snippet is not None and "th-" not in snippet.group(0)
+    env = os.environ | {"TOKENHUB_API_KEY": exported(stack[1]).partition("=")[2]}
+    done = subprocess.run([sys.executable, "-c", snippet.group(0)], capture_output=True, text=True, timeout=60,
+                          env=env)
     assert done.returncode == 0 and done.stdout == "Hello, TokenHub!\n", done.stderr
 
 
