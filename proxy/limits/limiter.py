@@ -83,6 +83,7 @@ class Limiter:
     def __init__(self, redis: Redis | RedisCluster | None, namespace: str, config: LimitsConfig, *,
                  month_usage: MonthUsage | None = None, redis_timeout: float = 0.25) -> None:
         self.config = config
+        self.namespace = namespace
         self._shared = None if redis is None else SharedCounters(redis, namespace, config.lease_seconds)
         self._local = LocalCounters(config.fallback_instances)
         self._month_usage = month_usage
