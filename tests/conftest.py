@@ -1,28 +1,35 @@
-"""Shared fixtures: the real Postgres and Redis named by TEST_DATABASE_URL and TEST_REDIS_URL."""
+"""Shared fixtures: the real Postgres and Redis named by TEST_DATABASE_URL and TEST_REDIS_URL, and TCP
+gates in front of them. Fixtures only: helpers live in `tests/support/` (the names re-exported below are
+for old imports; import them from `tests.support`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from keystore import Hooks, KeyStore, KeystoreSettings
 from keystore.pg import Database
-from tests.support import FakeClock, QueryCounter
 
-from proxy.config import PostgresConfig
-from proxy.runtime.resources import pool_options
+from tests.support import (
+    PG_OPTIONS,
+    TABLES,
+    FakeClock,
+    QueryCounter,
+    StoreFactory,
+    TcpGate,
+    open_pool,
+    redis_pair,
+)
 
-TABLES = "api_keys, key_changes, audit_log"
+__all__ = ["PG_OPTIONS", "TABLES", "StoreFactory", "open_pool", "redis_pair"]  # old import paths
 
 
 def _service_url(name: str) -> str:
@@ -42,11 +49,6 @@ def redis_url() -> str:
     return _service_url("TEST_REDIS_URL")
 
 
-# TEST_PGBOUNCER=1: TEST_DATABASE_URL is PgBouncer in transaction mode (tests/fleet/test_pgbouncer.py runs
-# the keystore tests so); pools then get the options the proxy uses behind it ([postgres] pgbouncer).
-PG_OPTIONS = pool_options(PostgresConfig(pgbouncer=bool(os.environ.get("TEST_PGBOUNCER"))))
-
-
 @pytest.fixture(scope="session")
 def migrated(database_url: str) -> None:
     async def migrate() -> None:
@@ -62,14 +64,6 @@ def migrated(database_url: str) -> None:
 @pytest.fixture
 def queries() -> QueryCounter:
     return QueryCounter()
-
-
-async def open_pool(url: str, counter: QueryCounter | None = None, **kw: Any) -> asyncpg.Pool:
-    async def init(conn: asyncpg.Connection) -> None:
-        if counter is not None:
-            conn.add_query_logger(counter)
-
-    return await asyncpg.create_pool(url, min_size=1, max_size=10, init=init, timeout=5, **(PG_OPTIONS | kw))
 
 
 @pytest.fixture
@@ -112,20 +106,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def redis_pair(url: str, *, timeout: float = 2.0, name: str | None = None) -> tuple[Redis, Redis]:
-    """The cache/command client and the pub/sub client (no read timeout, no silent retries).
-
-    Both connections are named (`<name>-main`, `<name>-feed`) so tests can find them in CLIENT LIST.
-    """
-    feed_name = f"{name}-feed" if name else None
-    main = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                          client_name=f"{name}-main" if name else None)
-    feed = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-                          client_name=feed_name)
-    return main, feed
+@pytest.fixture
+async def pg_gate(database_url: str) -> AsyncIterator[TcpGate]:
+    """A TcpGate in front of the test Postgres (connect through `gated_url(database_url, pg_gate)`)."""
+    gate = await TcpGate.before(database_url, 5432)
+    yield gate
+    await gate.close()
 
 
-StoreFactory = Callable[..., Awaitable[KeyStore]]
+@pytest.fixture
+async def redis_gate(redis_url: str) -> AsyncIterator[TcpGate]:
+    """A TcpGate in front of the test Redis (connect through `gated_url(redis_url, redis_gate)`)."""
+    gate = await TcpGate.before(redis_url, 6379)
+    yield gate
+    await gate.close()
 
 
 @pytest.fixture

@@ -8,21 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import pytest
 
-from keystore import keygen
 from tests.fakes import FakeProvider
 from tests.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
-from tests.support import TcpGate
+from tests.support import TcpGate, forged, gated_url
+
+FreezableGate = TcpGate  # old name: every TcpGate freezes now (tests/support/gates.py)
+__all__ = ["FreezableGate", "forged"]  # old import paths; import them from tests.support
 
 pytestmark = pytest.mark.slow
 PROVIDER_ENV = {"DEMO_KEY": "sk-provider-secret-for-faults"}
@@ -63,13 +63,6 @@ def _capture_logs(caplog: pytest.LogCaptureFixture, hygiene: Hygiene) -> Any:
     hygiene.add("caplog", caplog.text)
 
 
-def forged(key_id: str, secret: str | None = None) -> str:
-    """A well-formed key (valid checksum) for `key_id` with another secret: passes the format check."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    body = f"th-{key_id}_{secret or ''.join(secrets.choice(alphabet) for _ in range(32))}"
-    return body + keygen.checksum(body)
-
-
 @pytest.fixture
 def fake() -> FakeProvider:
     return FakeProvider(models=MODELS)
@@ -79,63 +72,6 @@ def fake() -> FakeProvider:
 async def provider_url(aiohttp_server: Any, fake: FakeProvider) -> str:
     server = await aiohttp_server(fake.app)
     return str(server.make_url("/v1"))
-
-
-class FreezableGate(TcpGate):
-    """A TcpGate that can also freeze: connections stay open (and new ones are accepted) but nothing
-    gets through in either direction, like a hung server or a silent network partition."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.frozen = False
-        self._held: set[asyncio.StreamWriter] = set()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.frozen:
-            self._held.add(writer)  # accepted, never answered
-            return
-        await super()._accept(reader, writer)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                if not self.frozen:  # frozen: swallowed
-                    writer.write(data)
-                    await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    def thaw(self) -> None:
-        """Unfreeze; what was held or swallowed is dropped (both ends see a reset)."""
-        self.frozen = False
-        for w in list(self._held):
-            w.transport.abort()
-        self._held.clear()
-        self.cut()
-        self.restore()
-
-
-@pytest.fixture
-async def pg_gate(database_url: str) -> AsyncIterator[TcpGate]:
-    u = urlsplit(database_url)
-    gate = await TcpGate(u.hostname or "127.0.0.1", u.port or 5432).start()
-    yield gate
-    await gate.close()
-
-
-@pytest.fixture
-async def redis_gate(redis_url: str) -> AsyncIterator[FreezableGate]:
-    u = urlsplit(redis_url)
-    gate = await FreezableGate(u.hostname or "127.0.0.1", u.port or 6379).start()
-    yield gate
-    await gate.close()
-
-
-def gated_url(url: str, gate: TcpGate) -> str:
-    u = urlsplit(url)
-    return u._replace(netloc=f"{u.username + '@' if u.username else ''}127.0.0.1:{gate.port}").geturl()
 
 
 class Cluster:

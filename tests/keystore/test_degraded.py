@@ -1,38 +1,31 @@
 """SPEC §4.5: Redis down, Postgres down. Faults are real: the service sits behind a TCP gate we cut."""
 
 import asyncio
-from urllib.parse import urlsplit
 
 import pytest
 
 from keystore import Actor, RevokedKey, StorageUnavailable, names
-from tests.conftest import open_pool
-from tests.support import TcpGate, eventually
+
+from tests.support import TcpGate, eventually, gated_url, open_pool
 
 ADMIN = Actor("ops")
 
 
 @pytest.fixture
-async def redis_gate(redis_url):
-    u = urlsplit(redis_url)
-    gate = await TcpGate(u.hostname, u.port or 6379).start()
-    yield gate, f"redis://127.0.0.1:{gate.port}{u.path}"
-    await gate.close()
+def gated_redis_url(redis_url: str, redis_gate: TcpGate) -> str:
+    return gated_url(redis_url, redis_gate)
 
 
 @pytest.fixture
-async def pg_gate(database_url, migrated):
-    u = urlsplit(database_url)
-    gate = await TcpGate(u.hostname, u.port or 5432).start()
-    pool = await open_pool(database_url.replace(f"{u.hostname}:{u.port}", f"127.0.0.1:{gate.port}"))
-    yield gate, pool
-    gate.cut()
+async def gated_pool(database_url, migrated, pg_gate: TcpGate):
+    pool = await open_pool(gated_url(database_url, pg_gate))
+    yield pool
+    pg_gate.cut()
     pool.terminate()
-    await gate.close()
 
 
-async def test_redis_down_authenticates_from_postgres_and_revokes_still_land(make_store, redis_gate, clock):
-    gate, url = redis_gate
+async def test_redis_down_authenticates_from_postgres_and_revokes_still_land(make_store, redis_gate, gated_redis_url, clock):
+    gate, url = redis_gate, gated_redis_url
     admin = await make_store()  # its Redis is fine
     edge = await make_store(redis_url_override=url)  # its Redis goes away
     await eventually(lambda: edge.feed_up)
@@ -51,8 +44,8 @@ async def test_redis_down_authenticates_from_postgres_and_revokes_still_land(mak
     await eventually(lambda: edge.feed_up)
 
 
-async def test_redis_down_costs_one_attempt_not_one_per_request(make_store, redis_gate, clock):
-    gate, url = redis_gate
+async def test_redis_down_costs_one_attempt_not_one_per_request(make_store, redis_gate, gated_redis_url, clock):
+    gate, url = redis_gate, gated_redis_url
     edge = await make_store(redis_url_override=url, ping_interval_seconds=3600, heartbeat_seconds=3600,
                             resubscribe_delay_seconds=3600)
     keys = [await edge.create(ADMIN, name=f"k{i}") for i in range(5)]
@@ -65,8 +58,8 @@ async def test_redis_down_costs_one_attempt_not_one_per_request(make_store, redi
     assert edge.snapshot().redis_failures == 1 and gate.refused - attempts <= 1
 
 
-async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_store, pg_gate, clock, redis):
-    gate, gated_pool = pg_gate
+async def test_postgres_down_keeps_recent_keys_and_refuses_unknown_ones(make_store, pg_gate, gated_pool, clock, redis):
+    gate = pg_gate
     edge = await make_store(db_pool=gated_pool, cache_ttl_seconds=5, pg_down_grace_seconds=30)
     await eventually(lambda: edge.feed_up)
     recent = await edge.create(ADMIN, name="recent")

@@ -4,10 +4,11 @@ import asyncio
 
 import pytest
 
-from keystore import Actor, Hooks, RateLimited, RevokedKey, UnknownKey, keygen, names
+from keystore import Actor, Hooks, RateLimited, RevokedKey, UnknownKey, names
 from keystore.pg import Database
+
 from tests.keystore.records import body_of, fleet_cache, raw_record
-from tests.support import eventually
+from tests.support import eventually, forged
 
 ADMIN = Actor("ops")
 
@@ -72,10 +73,7 @@ async def test_a_cancelled_first_caller_does_not_fail_the_others(make_store) -> 
 
 
 def wrong_secret_for(key: str, i: int) -> str:
-    body = key[:-6]
-    tail = keygen._base62(i, 8)
-    body = body[:-8] + tail
-    return body + keygen.checksum(body)
+    return forged(key, secret=f"{i:032d}")  # a distinct wrong secret per i
 
 
 async def test_a_flood_of_wrong_secrets_for_one_id_does_not_starve_other_keys(make_store) -> None:

@@ -1,7 +1,6 @@
 """/healthz and /readyz: ready once everything has been up; degraded, not unready, on a later outage."""
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -9,19 +8,7 @@ from aiohttp.test_utils import TestClient
 from proxy.app import create_app
 from proxy.state import KEYSTORE, LIFECYCLE
 from tests.proxy.conftest import proxy_config
-from tests.support import TcpGate, eventually
-
-
-@pytest.fixture
-async def redis_gate(redis_url: str):
-    u = urlsplit(redis_url)
-    gate = await TcpGate(u.hostname, u.port or 6379).start()
-    yield gate
-    await gate.close()
-
-
-def gated_url(redis_url: str, gate: TcpGate) -> str:
-    return f"redis://127.0.0.1:{gate.port}{urlsplit(redis_url).path}"
+from tests.support import TcpGate, eventually, gated_url
 
 
 @pytest.fixture
