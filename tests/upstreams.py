@@ -1,4 +1,4 @@
-"""Misbehaving provider answers for fault tests, as `FakeProvider.override` handlers (tests/fakes.py).
+"""Misbehaving provider answers for fault tests, as `FakeProvider.override` handlers (tests/support/fakes.py).
 
 Each is a real aiohttp handler on a real socket: a stream whose connection end comes long after its
 last event (uvicorn-style, gated by an event the test controls), a stream that drops its connection
