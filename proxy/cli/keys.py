@@ -18,6 +18,7 @@ from typing import Any
 
 from proxy.admin import rules
 from proxy.cli import table as fmt
+from proxy.cli import usage
 from proxy.cli.client import DEFAULT_URL, AdminClient, AdminError, Unreachable, check_url, key_path
 
 Command = Callable[[AdminClient, argparse.Namespace], Any]
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit.add_argument("--limit", type=int, help=f"at most this many events (default {rules.PAGE.default}, "
                                                   f"at most {rules.PAGE.high})")
     _command(ksub, common, "providers", "list configured providers and models (for restrictions)", _providers)
+    usage.register(ksub, lambda name, help_, fn: _command(ksub, common, name, help_, fn))
 
 
 def _command(ksub: Any, common: argparse.ArgumentParser, name: str, help_: str, fn: Command) -> argparse.ArgumentParser:
@@ -129,6 +131,8 @@ def _readable(command: str, answer: Any) -> str:
         return fmt.audit_table(answer["data"])
     if command == "providers":
         return fmt.providers_table(answer["data"])
+    if command == "usage":
+        return usage.readable(answer)
     return fmt.key_block(answer)
 
 
