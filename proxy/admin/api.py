@@ -133,8 +133,8 @@ async def openapi_document(request: web.Request) -> web.Response:
 async def providers(request: web.Request) -> web.Response:
     query(request.query, frozenset())
     ups = request.config_dict[PROVIDERS]
-    data = [{"name": name, "models": [r.full for r in ups.routes() if r.provider.name == name]}
-            for name in ups.providers]
+    data = [{"name": name, "api": p.api, "models": [r.full for r in ups.routes() if r.provider.name == name]}
+            for name, p in ups.providers.items()]
     return json_response({"data": data})
 
 

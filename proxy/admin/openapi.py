@@ -12,6 +12,7 @@ from typing import Any
 
 from proxy.admin import rules, usage
 from proxy.admin.wire import KEY_FIELDS
+from proxy.config import API_STYLES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -65,7 +66,8 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
         }),
         "AuditList": _obj({"data": {"type": "array", "items": _ref("AuditEvent")}}),
         "ProviderList": _obj({"data": {"type": "array", "items": _obj({
-            "name": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}}})}}),
+            "name": {"type": "string"}, "api": {"type": "string", "enum": list(API_STYLES)},
+            "models": {"type": "array", "items": {"type": "string"}}})}}),
         "CreateKey": _obj({"name": rules.schema("name"), "account": rules.schema("account"),
                            "expires_at": _NULLABLE_TIME} | restrictions, required=["name"]),
         "UpdateKey": _obj({"name": rules.schema("name"),

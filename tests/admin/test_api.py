@@ -95,7 +95,8 @@ async def test_rotate_without_grace_ends_the_old_key_now(api: Client, key: dict[
 
 async def test_providers_lists_configured_models(api: Client) -> None:
     body = await expect(await api.get("/admin/providers"), 200)
-    assert body == {"data": [{"name": "openai", "models": MODELS[:2]}, {"name": "local", "models": MODELS[2:]}]}
+    assert body == {"data": [{"name": "openai", "api": "openai", "models": MODELS[:2]},
+                             {"name": "local", "api": "openai", "models": MODELS[2:]}]}
 
 
 async def test_openapi_documents_every_route(api: Client, stack: AdminStack) -> None:
