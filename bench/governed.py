@@ -77,7 +77,7 @@ def delta_note(m: dict[str, float], prefix: str, a: str, b: str, conns: int) -> 
             f"p50 {get(a, 'p50') - get(b, 'p50'):+.3f} ms, p99 {get(a, 'p99') - get(b, 'p99'):+.3f} ms.")
 
 
-def _compare(bench: Bench, table: Table, urls: dict[str, tuple[str, int, str]], prefix: str,
+def compare(bench: Bench, table: Table, urls: dict[str, tuple[str, int, str]], prefix: str,
              connections: Sequence[int]) -> None:
     """Alternate the named (url, pid, key) targets round by round at each client count."""
     def one(conns: int, name: str) -> Sample:
@@ -98,7 +98,7 @@ def limits(bench: Bench, connections: Sequence[int] = (1, 16, 64)) -> Table:
     table = Table("Limited key vs unlimited key (one proxy, metering on)",
                   [c.format(what="key") for c in COLUMNS])
     keys = {"limited": (url, pid, bench.limited.full), "unlimited": (url, pid, bench.key.full)}
-    _compare(bench, table, keys, "limits", connections)
+    compare(bench, table, keys, "limits", connections)
     table.notes += [delta_note(bench.measured, "limits", "limited", "unlimited", c) for c in connections]
     shown = asyncio.run(_limit_headers(bench.proxy.base, bench.limited.full))
     table.notes.append("The limited key has every limit set, far above the bench's use: "
@@ -119,7 +119,7 @@ def metering(bench: Bench, connections: Sequence[int] = (1, 64)) -> Table:
     try:
         both = {"on": (bench.url("proxy"), bench.pid("proxy"), bench.key.full),
                 "off": (f"{off.base}/v1/chat/completions", off.proc.pid, bench.key.full)}
-        _compare(bench, table, both, "metering", connections)
+        compare(bench, table, both, "metering", connections)
     finally:
         procs.stop(off.proc)
     table.notes += [delta_note(bench.measured, "metering", "on", "off", c) for c in connections]

@@ -107,8 +107,10 @@ models = ["bench-model"]{prices}
 {extra}""")
 
 
-def environment(services: Services) -> dict[str, str]:
+def environment(services: Services, code: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENHUB_")}
+    if code is not None:  # its `proxy` and `keystore` packages come before the installed (working tree) ones
+        env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
     return env | {"TOKENHUB_ADMIN_TOKEN": services.admin_token, PROVIDER_KEY_ENV: "sk-bench-provider"}
 
 
@@ -130,9 +132,10 @@ def config_has(section: str, name: str) -> bool:
 
 
 def start_proxy(name: str, layout: Layout, services: Services, fake_port: int, *, workers: int = 1,
-                cores: Sequence[int] | None = None, extra: str = "") -> Proxy:
+                cores: Sequence[int] | None = None, extra: str = "", code: Path | None = None) -> Proxy:
     """`tokenhub serve --config …` as shipped (Postgres, Redis, metrics, JSON logs to its log file);
-    `extra`: more TOML (e.g. `[metering]` settings)."""
+    `extra`: more TOML (e.g. `[metering]` settings); `code`: run the product from this copy of the
+    source instead of the working tree (`python -m bench.ab`: before and after a change)."""
     port, admin_port = procs.free_port(), procs.free_port()
     config = layout.run_dir / f"{name}.toml"
     write_config(config, services, fake_port, port, admin_port, extra)
@@ -140,7 +143,7 @@ def start_proxy(name: str, layout: Layout, services: Services, fake_port: int, *
     if workers != 1:
         argv += ["--workers", str(workers)]
     proc = procs.start(name, argv, cores=layout.target_cores if cores is None else cores,
-                       log_dir=layout.run_dir, env=environment(services))
+                       log_dir=layout.run_dir, env=environment(services, code))
     proxy = Proxy(proc, port, admin_port)
     # Each new connection may reach a different worker: ask until every one has had its chance.
     for _ in range(4 * workers):
