@@ -15,7 +15,7 @@ from keystore.usage import UsageDatabase
 from proxy.limits.answers import add_rate_headers
 from proxy.limits.limiter import Limiter
 from proxy.runtime.resources import create_pool, redis_clients
-from proxy.state import CONFIG, LIMITER
+from proxy.state import CONFIG, LIMITER, METRICS
 
 
 async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -31,7 +31,7 @@ async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
         return totals.input_tokens + totals.output_tokens, round(totals.usd * 1_000_000)
 
     limiter = Limiter(redis, config.redis.namespace, config.limits, month_usage=month_usage,
-                      redis_timeout=config.redis.timeout_seconds)
+                      redis_timeout=config.redis.timeout_seconds, metrics=app[METRICS].limits)
     app[LIMITER] = limiter
     loop = asyncio.create_task(limiter.maintain())
     try:

@@ -37,6 +37,7 @@ from proxy.errors import ServiceUnavailable
 from proxy.limits.answers import over_budget, rate_headers, rate_limited
 from proxy.limits.demand import MAX_TOKEN_FIELDS, Demand, PriceLike, demand_of
 from proxy.limits.local import LocalCounters, MonthSpend
+from proxy.limits.metrics import LimitsMetrics
 from proxy.limits.settings import LimitsConfig
 from proxy.limits.shared import BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
 from proxy.metering.tap import Metered
@@ -81,7 +82,8 @@ def _month_start(month: int) -> datetime:
 
 class Limiter:
     def __init__(self, redis: Redis | RedisCluster | None, namespace: str, config: LimitsConfig, *,
-                 month_usage: MonthUsage | None = None, redis_timeout: float = 0.25) -> None:
+                 month_usage: MonthUsage | None = None, redis_timeout: float = 0.25,
+                 metrics: LimitsMetrics | None = None) -> None:
         self.config = config
         self.namespace = namespace
         self._shared = None if redis is None else SharedCounters(redis, namespace, config.lease_seconds)
@@ -93,7 +95,8 @@ class Limiter:
         self._leases: dict[str, set[str]] = {}  # their Redis leases, renewed by `maintain()`
         self._carry_limits: dict[str, KeyLimits] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.degraded_admissions = 0  # requests decided by the fallback (metric)
+        self.degraded_admissions = 0  # requests decided by the fallback
+        self._metrics = metrics
 
     @property
     def redis_up(self) -> bool:
@@ -115,6 +118,7 @@ class Limiter:
             return None
         lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
         verdict, shared = await self._decide(key.id, limits, demand, lease)
+        self._count(verdict, shared)
         if verdict is None:  # fail-open: admitted, counted nowhere
             return Ticket(key.id, limits, demand, "", 0, shared=False, counted=False)
         if verdict.status == RATE:
@@ -127,6 +131,14 @@ class Limiter:
             self._leases.setdefault(key.id, set()).add(lease)
         return Ticket(key.id, limits, demand, lease, verdict.month, shared,
                       headers=rate_headers(limits, verdict.levels))
+
+    def _count(self, verdict: Verdict | None, shared: bool) -> None:
+        if self._metrics is None:
+            return
+        outcome = {RATE: "rate_limited", BUDGET: "over_budget"}.get(verdict.status if verdict else 0, "admitted")
+        self._metrics.decided(outcome, "redis" if shared else "local" if verdict else "open")
+        self._metrics.redis_up.set(1 if self.redis_up else 0)
+        self._metrics.pending_carry.set(len(self._local.carry))
 
     async def _decide(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> tuple[Verdict | None, bool]:
         if self.redis_up:
@@ -240,6 +252,9 @@ class Limiter:
             await asyncio.sleep(min(1.0, self.config.lease_seconds / 3))
             if self.redis_up:
                 await self.maintain_once()
+            if self._metrics is not None:
+                self._metrics.redis_up.set(1 if self.redis_up else 0)
+                self._metrics.pending_carry.set(len(self._local.carry))
 
     async def maintain_once(self) -> None:
         assert self._shared is not None

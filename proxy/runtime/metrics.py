@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from keystore import KeyStore
 
+from proxy.limits.metrics import LimitsMetrics
 from proxy.metering.metrics import UsageMetrics
 
 # prometheus-client chooses its value storage from this variable when it is imported; we follow the
@@ -44,6 +45,7 @@ class Metrics:
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.registry = r = CollectorRegistry()
         self.usage = UsageMetrics(r)  # metering: tokens and cost by provider and model
+        self.limits = LimitsMetrics(r)  # the limiter: decisions, Redis up, pending carries
         self.requests = Counter("tokenhub_requests", "Requests by route and status", ["route", "status"],
                                 registry=r)
         self.latency = Histogram("tokenhub_request_duration_seconds", "Request latency (to the last byte)",
