@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.admin import rules
+from proxy.cli import limits as cli_limits
 from proxy.cli import table as fmt
 from proxy.cli import usage
 from proxy.cli.client import DEFAULT_URL, AdminClient, AdminError, Unreachable, check_url, key_path
@@ -63,6 +64,7 @@ def _add_create(ksub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--expires", metavar="RFC3339", help="expiry, e.g. 2030-01-31T00:00:00Z")
     p.add_argument("--model", action="append", default=[], metavar="PROVIDER/MODEL", help="allow this model (repeat)")
     p.add_argument("--provider", action="append", default=[], metavar="PROVIDER", help="allow this provider (repeat)")
+    cli_limits.add_flags(p)
 
 
 def _add_list(ksub: Any, common: argparse.ArgumentParser) -> None:
@@ -86,6 +88,7 @@ def _add_update(ksub: Any, common: argparse.ArgumentParser) -> None:
     providers = p.add_mutually_exclusive_group()
     providers.add_argument("--provider", action="append", metavar="PROVIDER", help="allowed providers (replaces)")
     providers.add_argument("--clear-providers", action="store_true", help="allow every provider")
+    cli_limits.add_flags(p, clearing=True)
 
 
 def run(fn: Command, args: argparse.Namespace) -> int:
@@ -142,6 +145,8 @@ def _create(client: AdminClient, args: argparse.Namespace) -> Any:
         body["account"] = args.account
     if args.expires is not None:
         body["expires_at"] = args.expires
+    if (limits := cli_limits.body(args)) is not None:
+        body["limits"] = limits
     return client.call("POST", "/admin/keys", body=body)
 
 
@@ -164,9 +169,11 @@ def _update(client: AdminClient, args: argparse.Namespace) -> Any:
         body["allowed_models"] = args.model or []
     if args.provider is not None or args.clear_providers:
         body["allowed_providers"] = args.provider or []
+    if (limits := cli_limits.body(args)) is not None:
+        body["limits"] = limits  # merged into the key's by the server
     if not body:
-        raise ValueError("nothing to update: give --name, --expires/--clear-expiry, --model/--clear-models "
-                         "or --provider/--clear-providers")
+        raise ValueError("nothing to update: give --name, --expires/--clear-expiry, --model/--clear-models, "
+                         "--provider/--clear-providers or a limit flag (--rpm … / --clear-limit)")
     return client.call("PATCH", key_path(args.id), body=body)
 
 

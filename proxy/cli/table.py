@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from proxy.cli.limits import describe as describe_limits
+
 STORE_WARNING = ("Store this key now: it is shown only once and cannot be retrieved again "
                  "(TokenHub keeps only a hash).")
 _MAX_CELL = 40
@@ -42,7 +44,8 @@ def key_block(key: Mapping[str, Any]) -> str:
     rows = [("id", key["id"]), ("name", key["name"]), ("account", key["account"]), ("hint", key["hint"]),
             ("status", key["status"]), ("created", key["created_at"]), ("expires", when(key["expires_at"], "never")),
             ("last used", when(key["last_used_at"], "never")), ("revoked", when(key["revoked_at"])),
-            ("restricted to", restrictions(key)), ("rotated from", when(key["rotated_from"]))]
+            ("restricted to", restrictions(key)), ("limits", describe_limits(key)),
+            ("rotated from", when(key["rotated_from"]))]
     return "\n".join(f"  {label:<14}{clean(value)}" for label, value in rows)
 
 
