@@ -76,7 +76,13 @@ class RedisProc:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
              *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: redis_cli(self.port, "PING") == "PONG", f"redis-server on {self.port}")
+        try:
+            _wait(lambda: self.proc.poll() is not None or redis_cli(self.port, "PING") == "PONG",  # type: ignore[union-attr]
+                  f"redis-server on {self.port}")
+            assert self.proc.poll() is None, (self.directory / "redis.log").read_text(errors="replace")
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -96,11 +102,20 @@ def redis_servers(base: Path, count: int, extra: Sequence[str] = ()) -> Iterator
         for i in range(count):
             d = base / f"redis-{i}"
             d.mkdir()
-            servers.append(RedisProc(free_port(), d, extra).start())
+            # A cluster node also listens on port + 10000 (the cluster bus): keep both in range and free.
+            port = _cluster_port() if "--cluster-enabled" in extra else free_port()
+            servers.append(RedisProc(port, d, extra).start())
         yield servers
     finally:
         for s in servers:
             s.kill()
+
+
+def _cluster_port() -> int:
+    while True:
+        port = free_port()
+        if port + 10000 < 65536 and not _port_open(port + 10000):
+            return port
 
 
 @dataclass

@@ -1,0 +1,63 @@
+"""Redis Cluster: three masters (`redis-server --cluster-enabled yes`, joined with `redis-cli --cluster
+create`) under two `tokenhub serve` instances. Keys are created, used and revoked across both; one
+master is restarted; everything keeps working and the feed comes back on both instances."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.fleet.conftest import Traffic, admin, chat, eventually, feed_up, fleet_config, need
+from tests.fleet.services import redis_cli, redis_cluster, wait_cluster_ok
+from tests.procs import run_migrate, serving
+
+pytestmark = pytest.mark.slow
+
+
+async def _both(http: aiohttp.ClientSession, a: object, b: object, key: str) -> list[int]:
+    return [await chat(http, p, key) for p in (a, b)]  # type: ignore[arg-type]
+
+
+async def _feeds(http: aiohttp.ClientSession, *procs: object) -> bool:
+    return all([await feed_up(http, p) for p in procs])  # type: ignore[arg-type]
+
+
+async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migrated: None, namespace: str,
+                                        demo_url: str) -> None:
+    need("redis-server", "redis-cli")
+    with redis_cluster(tmp_path) as nodes:
+        redis = {"mode": "cluster", "url": nodes[0].url}
+        configs = [fleet_config(tmp_path, f"{n}.toml", database_url=database_url, redis=redis, namespace=namespace,
+                                demo_url=demo_url) for n in ("a", "b")]
+        run_migrate(configs[0])
+        async with serving(configs[0]) as a, serving(configs[1]) as b, aiohttp.ClientSession() as http:
+            await eventually(lambda: _feeds(http, a, b), "both feeds up")
+            keys = [await admin(http, a, "POST", "/admin/keys", {"name": f"k{i}"}) for i in range(12)]
+            for k in keys:
+                assert await _both(http, a, b, k["key"]) == [200, 200]
+            # The records are spread over the masters (each one in its own key's slot).
+            per_node = [int(redis_cli(n.port, "DBSIZE")) for n in nodes]
+            assert all(count > 0 for count in per_node), per_node
+
+            revoked = await admin(http, b, "POST", f"/admin/keys/{keys[0]['id']}/revoke")
+            assert revoked["propagation"]["confirmed"] == 2
+            assert await _both(http, a, b, keys[0]["key"]) == [401, 401]
+
+            traffic = Traffic(http, [a, b], keys[1]["key"]).start()
+            nodes[1].kill(signal.SIGTERM)  # a clean restart of one master, same port and nodes.conf
+            await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # while it is down
+            assert await _both(http, a, b, keys[2]["key"]) == [401, 401]
+            nodes[1].start()
+            await asyncio.to_thread(wait_cluster_ok, nodes)
+            await eventually(lambda: _feeds(http, a, b), "both feeds up after the restart")
+            for k in keys[3:]:
+                assert await _both(http, a, b, k["key"]) == [200, 200]
+            revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
+            assert revoked["propagation"]["confirmed"] == 2
+            assert await _both(http, a, b, keys[3]["key"]) == [401, 401]
+            await traffic.stop()
+        assert traffic.server_errors == 0, traffic.statuses
