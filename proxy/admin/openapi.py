@@ -88,6 +88,7 @@ _ERRORS = {
 }
 _TOO_LARGE = {"413": _json("Error", "The request body is larger than 1 MiB.")}
 _NOT_FOUND = {"404": _json("Error", "No key with this id.")}
+_REVOKED = {"409": _json("Error", "The key is revoked (or a revoke of it committed first): it cannot be rotated.")}
 _ID_PARAM = [{"name": "id", "in": "path", "required": True, "schema": _KEY_ID}]
 
 
@@ -136,7 +137,7 @@ _PATHS: dict[str, Any] = {
         "post": {"operationId": "rotateKey", "summary": "Replace a key; the old one works for `grace_seconds`",
                  "requestBody": _body("RotateKey", required=False),
                  "responses": {"201": _json("RotatedKey", "The new key plus `key`; `previous` is the old key.")}
-                 | _ERRORS | _NOT_FOUND | _TOO_LARGE},
+                 | _ERRORS | _NOT_FOUND | _REVOKED | _TOO_LARGE},
     },
     "/admin/audit": {
         "get": {"operationId": "listAudit", "summary": "Audit log of every mutation, newest first",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.admin.conftest import Client, create, error_of, expect
+from tests.support.admin import Client, create, error_of, expect
 
 MIB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -117,7 +117,7 @@ async def test_rotate_rejects(api: Client, key: dict[str, Any], body: Any, param
 
 async def test_rotating_a_revoked_key_is_refused(api: Client, key: dict[str, Any]) -> None:
     await expect(await api.post(f"/admin/keys/{key['id']}/revoke"), 200)
-    err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/rotate"), 400))
+    err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/rotate"), 409))
     assert "revoked" in err["message"]
 
 
