@@ -17,6 +17,9 @@ class KeystoreSettings:
     max_pending_verifies: int = 256  # cold verifications waiting for a thread; beyond: 503
 
     last_used_flush_seconds: float = 10.0
+    # Keys older than this are flagged for rotation in `tokenhub keys list` and on the API Keys page
+    # (a reminder only: nothing stops working). The usual policy: rotate every 90 days.
+    rotation_reminder_days: int = 90
 
     cache_size: int = 100_000  # in-process verified keys
     cache_ttl_seconds: float = 60.0  # re-check a verified key against Redis/Postgres after this

@@ -163,7 +163,8 @@ async def list_keys(request: web.Request) -> web.Response:
     now = _now(request)
     data = [key_object(k, now) for k in found.data]
     await usage.with_usage(request, *data)
-    return json_response({"data": data, "next_cursor": found.next_cursor})
+    reminder = request.config_dict[CONFIG].keystore.rotation_reminder_days  # the CLI and page flag older keys
+    return json_response({"data": data, "next_cursor": found.next_cursor, "rotation_reminder_days": reminder})
 
 
 @routes.get("/keys/{id}")

@@ -58,7 +58,9 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
         "ChangedKey": _obj(_KEY_PROPS | {"propagation": _ref("Propagation")}),
         "RotatedKey": _obj(_KEY_PROPS | {"key": _SECRET, "previous": _ref("Key"), "propagation": _ref("Propagation")}),
         "KeyList": _obj({"data": {"type": "array", "items": _ref("Key")},
-                         "next_cursor": {**_NULLABLE_STR, "description": "Pass as `cursor` for the next page."}}),
+                         "next_cursor": {**_NULLABLE_STR, "description": "Pass as `cursor` for the next page."},
+                         "rotation_reminder_days": {"type": "integer", "description": (
+                             "[keystore] rotation_reminder_days: keys older than this are due for rotation.")}}),
         "AuditEvent": _obj({
             "id": {"type": "integer"}, "at": _TIME, "actor": {"type": "string", "description": "Admin token name."},
             "action": rules.schema("audit_action"),

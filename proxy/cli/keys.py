@@ -127,7 +127,11 @@ def _readable(command: str, answer: Any) -> str:
                 f"{fmt.propagation_line(answer['propagation'])}\n{fmt.secret_block(answer['key'])}")
     if command == "list":
         more = answer["next_cursor"]
-        return fmt.key_table(answer["data"]) + (f"\n\nMore keys: --cursor {more}" if more else "")
+        reminder = answer.get("rotation_reminder_days")
+        due = f"\n\nROTATE: older than {reminder} days ([keystore] rotation_reminder_days): rotate these keys."
+        flagged = any("ROTATE" in fmt.age(k, reminder) for k in answer["data"])
+        return (fmt.key_table(answer["data"], reminder) + (due if flagged else "")
+                + (f"\n\nMore keys: --cursor {more}" if more else ""))
     if command in ("update", "revoke"):
         return f"{fmt.key_block(answer)}\n{fmt.propagation_line(answer['propagation'])}"
     if command == "audit":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from proxy.cli.limits import describe as describe_limits
@@ -49,11 +50,21 @@ def key_block(key: Mapping[str, Any]) -> str:
     return "\n".join(f"  {label:<14}{clean(value)}" for label, value in rows)
 
 
-def key_table(keys: Sequence[Mapping[str, Any]]) -> str:
+def age(key: Mapping[str, Any], reminder_days: int | None, now: datetime | None = None) -> str:
+    """`12d`, or `120d ROTATE` for a key still in use that is older than the rotation reminder."""
+    created = datetime.fromisoformat(str(key["created_at"]))
+    days = max(0, ((now or datetime.now(UTC)) - created).days)
+    # A key already rotated out (active until its grace period ends) is being taken care of.
+    due = (reminder_days is not None and days > reminder_days and key["status"] == "active"
+           and not key.get("revoked_at"))
+    return f"{days}d ROTATE" if due else f"{days}d"
+
+
+def key_table(keys: Sequence[Mapping[str, Any]], reminder_days: int | None = None) -> str:
     if not keys:
         return "No keys."
-    return table(["ID", "NAME", "ACCOUNT", "STATUS", "HINT", "CREATED", "EXPIRES", "LAST USED", "RESTRICTED TO"],
-                 [[k["id"], k["name"], k["account"], k["status"], k["hint"], k["created_at"],
+    return table(["ID", "NAME", "ACCOUNT", "STATUS", "HINT", "CREATED", "AGE", "EXPIRES", "LAST USED", "RESTRICTED TO"],
+                 [[k["id"], k["name"], k["account"], k["status"], k["hint"], k["created_at"], age(k, reminder_days),
                    when(k["expires_at"], "never"), when(k["last_used_at"], "never"), restrictions(k)] for k in keys])
 
 
