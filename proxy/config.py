@@ -13,6 +13,7 @@ Conventions the loader relies on:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,9 +60,18 @@ class ServerConfig:
     keepalive_timeout_seconds: float = 75.0
     shutdown_grace_seconds: float = 30.0  # SIGTERM: in-flight streams may finish within this
     client_write_timeout_seconds: float = 30.0  # a client that accepts no bytes for this long loses its stream
+    # CIDRs of the load balancers / proxies whose X-Forwarded-For is believed (the client address scopes
+    # the wrong-secret limits). Empty: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     def problems(self) -> list[str]:
-        return ["workers must be at least 1"] if self.workers < 1 else []
+        out = ["workers must be at least 1"] if self.workers < 1 else []
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                out.append(f"trusted_proxies: {cidr!r} is not an address or CIDR")
+        return out
 
 
 @dataclass(frozen=True, slots=True)
