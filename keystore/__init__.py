@@ -15,13 +15,20 @@ from .errors import (
     UnknownKey,
 )
 from .hashing import Overloaded
+from .limits import LIMIT_NAMES, MAX_COUNT, MAX_USD, NO_LIMITS, KeyLimits
 from .models import UNSET, Actor, ApiKey, AuditEvent, IssuedKey, KeyPage, KeystoreSnapshot, Propagation
 from .responses import ResponseOwner, ResponseOwners
 from .service import STATUSES, KeyStore, migrate
 from .settings import KeystoreSettings
+from .usage import GRANULARITIES, UsageDatabase, UsagePoint, UsageRow, UsageTotals
 from .verify import Hooks
 
 __all__ = [
+    "GRANULARITIES",
+    "LIMIT_NAMES",
+    "MAX_COUNT",
+    "MAX_USD",
+    "NO_LIMITS",
     "STATUSES",
     "UNSET",
     "Actor",
@@ -34,6 +41,7 @@ __all__ = [
     "Hooks",
     "InvalidInput",
     "IssuedKey",
+    "KeyLimits",
     "KeyPage",
     "KeyStore",
     "KeystoreError",
@@ -49,5 +57,9 @@ __all__ = [
     "RevokedKey",
     "StorageUnavailable",
     "UnknownKey",
+    "UsageDatabase",
+    "UsagePoint",
+    "UsageRow",
+    "UsageTotals",
     "migrate",
 ]

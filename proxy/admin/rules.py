@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from keystore import LIMIT_NAMES, MAX_COUNT, MAX_USD
 from keystore import STATUSES as _KEY_STATUSES
-from keystore.limits import LIMIT_NAMES, MAX_COUNT, MAX_USD
 
 
 @dataclass(frozen=True, slots=True)

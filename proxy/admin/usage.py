@@ -11,8 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from keystore import KeyStore
-from keystore.usage import GRANULARITIES, UsagePoint, UsageTotals
+from keystore import GRANULARITIES, KeyStore, UsagePoint, UsageTotals
 
 from proxy.admin.wire import json_response, parse_time, query, rfc3339
 from proxy.errors import InvalidRequest, ServiceUnavailable

@@ -17,8 +17,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from keystore import ApiKey, AuditEvent, Propagation
-from keystore.limits import LIMIT_NAMES, NO_LIMITS
+from keystore import LIMIT_NAMES, NO_LIMITS, ApiKey, AuditEvent, Propagation
 
 from proxy.admin import rules
 from proxy.errors import InvalidRequest, PayloadTooLarge

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from keystore.limits import LIMIT_NAMES
+from keystore import LIMIT_NAMES
 
 # flag → (limit name, type, help)
 FLAGS: tuple[tuple[str, str, type, str], ...] = (

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from keystore.limits import KeyLimits
+from keystore import KeyLimits
 
 from proxy.errors import ProxyError
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from keystore.usage import UsageDatabase
+from keystore import UsageDatabase
 
 from proxy.limits.answers import add_rate_headers
 from proxy.limits.limiter import Limiter

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from keystore.limits import KeyLimits
+from keystore import KeyLimits
 
 from proxy.limits.answers import MaxTokensExceeded
 from proxy.limits.settings import LimitsConfig

@@ -30,8 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from keystore import ApiKey
-from keystore.limits import KeyLimits
+from keystore import ApiKey, KeyLimits
 
 from proxy.errors import ServiceUnavailable
 from proxy.limits.answers import over_budget, rate_headers, rate_limited

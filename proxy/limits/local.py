@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from keystore.limits import KeyLimits
+from keystore import KeyLimits
 
 from proxy.limits.answers import Levels
 from proxy.limits.shared import ADMITTED, BUDGET, NO_CARRY, RATE, Carry, Verdict

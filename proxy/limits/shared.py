@@ -8,7 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from keystore.limits import KeyLimits
+from keystore import KeyLimits
 
 from proxy.limits.answers import Levels
 from proxy.limits.scripts import ADMIT, RENEW, SEED, SETTLE, layout

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from keystore.usage import UsageDatabase, UsageRow
+from keystore import UsageDatabase, UsageRow
 
 from proxy.metering.usage import Usage
 

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from keystore import Clock
-from keystore.usage import UsageDatabase
+from keystore import Clock, UsageDatabase
 
 from proxy.metering.aggregate import Aggregator
 from proxy.metering.meter import Meter
