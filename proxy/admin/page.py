@@ -45,6 +45,7 @@ ASSETS: dict[str, str] = {
     "api.js": "text/javascript; charset=utf-8",
     "render.js": "text/javascript; charset=utf-8",
     "dialogs.js": "text/javascript; charset=utf-8",
+    "limits.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

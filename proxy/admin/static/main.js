@@ -2,6 +2,7 @@
 
 import { AdminApi, AuthError, forgetToken, storedToken } from "./api.js";
 import { closeDialog, openDialog, resetForm, SecretDialog, Toast, wireDialogs } from "./dialogs.js";
+import { limitsFromForm } from "./limits.js";
 import { checkbox, el, endOfDayUtc, keyRow, todayUtc } from "./render.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -198,6 +199,8 @@ class KeysPage {
     const providers = this.checked("provider");
     if (models.length) body.allowed_models = models;
     if (providers.length) body.allowed_providers = providers;
+    const limits = limitsFromForm($("#create-form"));
+    if (limits) body.limits = limits;
     return body;
   }
 

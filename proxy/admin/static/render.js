@@ -1,5 +1,7 @@
 // Building the keys table. Everything from the API goes in through textContent, never innerHTML.
 
+import { withLimits } from "./limits.js";
+
 const dateFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "long" });
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
@@ -88,7 +90,7 @@ export function keyRow(key, lookup = () => undefined) {
     timeCell(key.expires_at, { emptyText: "Never" }),
     timeCell(key.last_used_at, { emptyText: "Never", relativeTime: true }),
     statusCell(key),
-    restrictionsCell(key),
+    withLimits(restrictionsCell(key), key),
     actionsCell(key));
   return row;
 }
