@@ -70,12 +70,22 @@ async def _stream(request: web.Request, events: list[bytes], headers: dict[str, 
     return response
 
 
+async def _broken(request: web.Request, first: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(headers=SSE)
+    await response.prepare(request)
+    await response.write(first)
+    assert request.transport is not None
+    request.transport.close()  # no terminating chunk: the proxy sees the provider fail mid-stream
+    return response
+
+
 class FakeAnthropic(Recorder):
     """`POST /v1/messages` (plain and streamed) and `/v1/messages/count_tokens`. Usage: input tokens =
     words of the prompt + 10 (cache reads 3, cache writes 2), output tokens = words of the answer."""
 
     def __init__(self, credential: str) -> None:
         super().__init__(credential)
+        self.break_after_start = False  # drop the connection after message_start (a provider failing mid-stream)
         self.app.add_routes([web.post("/v1/messages", self.messages),
                              web.post("/v1/messages/count_tokens", self.count_tokens)])
 
@@ -107,6 +117,8 @@ class FakeAnthropic(Recorder):
         if not body.get("stream"):
             return _json(message, headers=ids)
         start = message | {"content": [], "stop_reason": None, "usage": usage | {"output_tokens": 1}}
+        if self.break_after_start:
+            return await _broken(request, _event("message_start", {"type": "message_start", "message": start}))
         words = text.split(" ")
         deltas = [_event("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                  "delta": {"type": "text_delta", "text": w if i == 0 else " " + w}})

@@ -118,3 +118,16 @@ async def test_version_from_the_config_when_the_client_sends_none(proxy: TestCli
     r = await proxy.post("/v1/messages", json=body, headers={"x-api-key": key, "anthropic-version": "latest"})
     assert r.status == 200
     assert_clean(claude, key, version="2023-06-01")
+
+
+async def test_a_provider_failing_mid_stream_raises_in_the_sdk(clients: Clients, key: str,
+                                                               claude: FakeAnthropic) -> None:
+    claude.break_after_start = True
+    stream = await clients["anthropic"](key).messages.create(model="sonnet", max_tokens=8, messages=HELLO,
+                                                             stream=True)
+    with pytest.raises(anthropic.APIError) as info:
+        async for _ in stream:
+            pass
+    body: Any = getattr(info.value, "body", None)  # our `event: error`, in Anthropic's shape
+    assert isinstance(info.value, anthropic.APIStatusError), repr(info.value)
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"

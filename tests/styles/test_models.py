@@ -1,0 +1,22 @@
+"""`GET /v1/models` lists the models of every style the key may call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.styles.conftest import Issue
+
+Clients = dict[str, Callable[..., Any]]
+
+
+async def test_models_of_every_style(clients: Clients, issue: Issue) -> None:
+    everything = (await issue()).secret
+    ids = [m.id async for m in clients["openai"](everything).models.list()]
+    assert ids == ["claude/claude-sonnet-4-5", "claude/claude-haiku-4-5", "oai/gpt-5", "oai/gpt-5-mini",
+                   "az/gpt-4o", "az/text-embedding-3-small", "sonnet"]
+
+
+async def test_models_of_a_restricted_key(clients: Clients, issue: Issue) -> None:
+    narrow = (await issue(allowed_providers=["claude", "az"], allowed_models=["claude/claude-haiku-4-5"])).secret
+    assert [m.id async for m in clients["openai"](narrow).models.list()] == ["claude/claude-haiku-4-5"]
