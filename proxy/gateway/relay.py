@@ -28,12 +28,11 @@ import logging
 import re
 
 import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.config import UpstreamConfig
-from proxy.errors import ProxyError, UpstreamTimeout, UpstreamUnavailable, error_body
+from proxy.errors import ERROR_SHAPE, OPENAI_ERRORS, ProxyError, UpstreamTimeout, UpstreamUnavailable
 from proxy.gateway.headers import inbound_headers, upstream_request_id
 from proxy.gateway.tap import Outcome, ResponseTap
 from proxy.log import ENDED, UPSTREAM_REQUEST_ID
@@ -151,9 +150,10 @@ def _close_client(request: web.Request, response: web.StreamResponse) -> None:
 
 async def _fail_stream(request: web.Request, response: web.StreamResponse, error: ProxyError) -> None:
     if response.content_type == "text/event-stream":
-        event = orjson.dumps(error_body(error.message, error.error_type, None, error.code))
+        # in the inbound API's own shape (an Anthropic client gets its `event: error`)
+        event = request.get(ERROR_SHAPE, OPENAI_ERRORS).stream_event(error)
         try:
-            await asyncio.wait_for(response.write(b"\n\ndata: " + event + b"\n\n"), 1.0)
+            await asyncio.wait_for(response.write(b"\n\n" + event), 1.0)
         except (ConnectionResetError, TimeoutError):
             pass  # the client is gone too; closing is all that is left
     _close_client(request, response)
