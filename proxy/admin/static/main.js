@@ -118,11 +118,13 @@ class KeysPage {
     if (!append) this.keys.clear();
     for (const key of page.data) this.keys.set(key.id, key);
     this.cursor = page.next_cursor || null;
+    this.reminderDays = page.rotation_reminder_days ?? null;
     this.render();
   }
 
   render() {
-    const rows = [...this.keys.values()].map((key) => keyRow(key, (id) => this.keys.get(id)));
+    const options = { reminderDays: this.reminderDays };
+    const rows = [...this.keys.values()].map((key) => keyRow(key, (id) => this.keys.get(id), options));
     $("#keys-body").replaceChildren(...rows);
     $("#empty-state").hidden = rows.length > 0;
     $("#keys-table").classList.toggle("is-empty", rows.length === 0);

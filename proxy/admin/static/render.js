@@ -67,6 +67,24 @@ function nameCell(key, lookup) {
   return cell;
 }
 
+const DAY_MS = 86400000;
+
+// Created, with the key's age under it; a key still in use past the rotation reminder
+// ([keystore] rotation_reminder_days, sent with the list) is flagged.
+function createdCell(key, reminderDays) {
+  const cell = timeCell(key.created_at, { emptyText: "—" });
+  if (!key.created_at) return cell;
+  const days = Math.max(0, Math.floor((Date.now() - new Date(key.created_at).getTime()) / DAY_MS));
+  const inUse = (key.status || "active") === "active" && !key.revoked_at;
+  const due = inUse && reminderDays !== null && reminderDays !== undefined && days > reminderDays;
+  cell.append(el("span", { class: due ? "sub age-due" : "sub", text: `${days} ${days === 1 ? "day" : "days"} old` }));
+  if (due) {
+    cell.append(el("span", { class: "badge badge-due", title: `Older than ${reminderDays} days: rotate it`,
+      text: "Rotation due" }));
+  }
+  return cell;
+}
+
 function actionButton(label, key, kind) {
   return el("button", { type: "button", class: `button small ${kind}`, "data-action": kind.split(" ")[0],
     "data-id": key.id }, label, el("span", { class: "sr-only", text: ` ${key.name} (${key.hint})` }));
@@ -81,12 +99,12 @@ function actionsCell(key) {
 }
 
 // `lookup(id)` finds another listed key (the one a rotated key replaced), or undefined.
-export function keyRow(key, lookup = () => undefined) {
+export function keyRow(key, lookup = () => undefined, { reminderDays = null } = {}) {
   const row = el("tr", { "data-id": key.id, "data-status": key.status || "active" },
     nameCell(key, lookup),
     el("td", {}, el("code", { class: "hint", text: key.hint })),
     el("td", { text: key.account }),
-    timeCell(key.created_at, { emptyText: "—" }),
+    createdCell(key, reminderDays),
     timeCell(key.expires_at, { emptyText: "Never" }),
     timeCell(key.last_used_at, { emptyText: "Never", relativeTime: true }),
     statusCell(key),
