@@ -46,6 +46,7 @@ ASSETS: dict[str, str] = {
     "render.js": "text/javascript; charset=utf-8",
     "dialogs.js": "text/javascript; charset=utf-8",
     "limits.js": "text/javascript; charset=utf-8",
+    "usage.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

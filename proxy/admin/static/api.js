@@ -67,6 +67,12 @@ export class AdminApi {
     return this.request("GET", `/admin/keys?${query}`);
   }
 
+  keyUsage(id, { from, granularity = "day" } = {}) {
+    const query = new URLSearchParams({ granularity });
+    if (from) query.set("from", from);
+    return this.request("GET", `/admin/keys/${encodeURIComponent(id)}/usage?${query}`);
+  }
+
   createKey(fields) {
     return this.request("POST", "/admin/keys", fields);
   }

@@ -4,6 +4,7 @@ import { AdminApi, AuthError, forgetToken, storedToken } from "./api.js";
 import { closeDialog, openDialog, resetForm, SecretDialog, Toast, wireDialogs } from "./dialogs.js";
 import { limitsFromForm } from "./limits.js";
 import { checkbox, el, endOfDayUtc, keyRow, todayUtc } from "./render.js";
+import { chartStart, dailyTokens, usageChart } from "./usage.js";
 
 const $ = (selector) => document.querySelector(selector);
 const GRACE_TEXT = { 0: "stopped working now", 300: "keeps working for 5 minutes", 3600: "keeps working for 1 hour",
@@ -133,6 +134,18 @@ class KeysPage {
     $("#key-count").textContent = `${n} ${n === 1 ? "key" : "keys"}${this.cursor ? " shown" : ""}`;
     for (const key of this.keys.values()) this.accounts.add(key.account);
     $("#known-accounts").replaceChildren(...[...this.accounts].sort().map((a) => el("option", { value: a })));
+    this.drawUsage();
+  }
+
+  // One usage call per listed key, drawn into its row when it answers; a chart that cannot be loaded
+  // is simply left out (the month's totals are already in the row).
+  drawUsage() {
+    const start = chartStart();
+    for (const slot of document.querySelectorAll("[data-usage-chart]")) {
+      this.api.keyUsage(slot.dataset.usageChart, { from: start.toISOString(), granularity: "day" })
+        .then((report) => slot.replaceChildren(usageChart(dailyTokens(report, start))))
+        .catch(() => slot.replaceChildren());
+    }
   }
 
   rowAction(event) {

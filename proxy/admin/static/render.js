@@ -2,6 +2,8 @@
 
 import { withLimits } from "./limits.js";
 
+import { usageCell } from "./usage.js";
+
 const dateFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "long" });
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
@@ -107,6 +109,7 @@ export function keyRow(key, lookup = () => undefined, { reminderDays = null } = 
     createdCell(key, reminderDays),
     timeCell(key.expires_at, { emptyText: "Never" }),
     timeCell(key.last_used_at, { emptyText: "Never", relativeTime: true }),
+    usageCell(key, el),
     statusCell(key),
     withLimits(restrictionsCell(key), key),
     actionsCell(key));
