@@ -41,8 +41,12 @@ def compose() -> dict[str, Any]:
 
 
 def compose_env(service: Mapping[str, Any]) -> dict[str, str]:
-    """`${VAR:?message}` and `${VAR}` are filled by the operator: a placeholder here."""
-    return {k: re.sub(r"\$\{[^}]*\}", SECRET, str(v)) for k, v in (service.get("environment") or {}).items()}
+    """`${VAR:?message}` and `${VAR}` are filled by the operator: a placeholder here; `${VAR:-default}` is
+    what compose uses when the operator sets nothing: its default."""
+    def fill(value: str) -> str:
+        return re.sub(r"\$\{[^}:]*:-([^}]*)\}", r"\1", value)
+
+    return {k: re.sub(r"\$\{[^}]*\}", SECRET, fill(str(v))) for k, v in (service.get("environment") or {}).items()}
 
 
 def pod_containers() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -106,7 +110,7 @@ def code_strings() -> set[str]:
 def check_env(env: Mapping[str, str], config: Config, *, complete: bool = True) -> list[str]:
     """TOKENHUB_ names the code never reads (`TOKENHUB_X__Y` overrides are checked by load_config
     itself), and, if `complete`, the provider/password variables the config needs but is not given."""
-    referenced = {p.api_key_env for p in config.providers} | {config.postgres.password_env}
+    referenced = {p.api_key_env for p in config.providers} | {config.postgres.password_env, config.redis.password_env}
     referenced |= set(config.admin.token_envs.values())
     known = code_strings() | referenced
     bad = [n for n in env if n.startswith("TOKENHUB_") and "__" not in n and n not in known]
@@ -139,7 +143,7 @@ def url_target(text: str) -> tuple[int, str]:
 
 def test_dockerfile_matches_the_code() -> None:
     env = docker_env() | {"TOKENHUB_ADMIN_TOKEN": SECRET, "OPENAI_API_KEY": SECRET,
-                          "TOKENHUB_POSTGRES_PASSWORD": SECRET}
+                          "TOKENHUB_POSTGRES_PASSWORD": SECRET, "TOKENHUB_REDIS_PASSWORD": SECRET}
     copied = {a.split()[-1]: a.split()[-2] for op, a in dockerfile() if op == "COPY" and "--from" not in a}
     config = load_config(ROOT / copied[env["TOKENHUB_CONFIG"]], env)
     assert check_env(docker_env(), config, complete=False) == []  # secrets arrive at run time
@@ -188,7 +192,8 @@ def test_kubernetes_matches_the_code(tmp_path: Path) -> None:
 
 
 def test_kubernetes_ports_probes_and_grace(tmp_path: Path) -> None:
-    config = load_config(configmap_file(tmp_path), {"OPENAI_API_KEY": SECRET, "TOKENHUB_POSTGRES_PASSWORD": SECRET})
+    config = load_config(configmap_file(tmp_path), {"OPENAI_API_KEY": SECRET, "TOKENHUB_POSTGRES_PASSWORD": SECRET,
+                                                    "TOKENHUB_REDIS_PASSWORD": SECRET})
     proxy_routes, admin_routes = routes(config)
     (deployment,) = k8s("Deployment")
     pod = deployment["spec"]["template"]
@@ -210,7 +215,7 @@ def test_kubernetes_ports_probes_and_grace(tmp_path: Path) -> None:
 def test_kubernetes_set_is_complete() -> None:
     kinds = {d["kind"] for p in (DEPLOY / "k8s").glob("*.yaml") for d in yaml_docs(p)}
     assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job",
-            "Secret", "Kustomization"} <= kinds
+            "Secret", "Kustomization", "NetworkPolicy"} <= kinds
     (kustomization,) = yaml_docs(DEPLOY / "k8s" / "kustomization.yaml")
     assert all((DEPLOY / "k8s" / r).exists() for r in kustomization["resources"])
     names = {d["metadata"]["name"] for d in k8s("Deployment")}
@@ -219,6 +224,48 @@ def test_kubernetes_set_is_complete() -> None:
     secrets = {d["metadata"]["name"] for d in k8s("Secret")}
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for _, c in pod_containers() for e in c["env"]}
     assert refs <= secrets
+
+
+def test_redis_requires_a_password_from_a_secret(tmp_path: Path) -> None:
+    """Issue 12: the shipped Redis refuses clients without the password; the proxies get it from a secret."""
+    services = compose()
+    redis = services["redis"]
+    assert "--requirepass" in " ".join(redis["command"]) and "/run/secrets/redis_password" in " ".join(redis["command"])
+    assert redis["secrets"] == ["redis_password"] and "ports" not in redis
+    assert "REDISCLI_AUTH" in redis["healthcheck"]["test"][-1]
+    secret = yaml_docs(DEPLOY / "compose.yaml")[0]["secrets"]["redis_password"]
+    for name, svc in services.items():
+        if svc.get("image", "").startswith("tokenhub"):
+            env = compose_env(svc)
+            config = load_config(DEPLOY / "tokenhub.toml", env)
+            assert config.redis.password_env == secret["environment"] and config.redis.password == SECRET, name
+    config = load_config(configmap_file(tmp_path), {"OPENAI_API_KEY": SECRET, "TOKENHUB_POSTGRES_PASSWORD": SECRET,
+                                                    "TOKENHUB_REDIS_PASSWORD": SECRET})
+    for _, container in pod_containers():
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
+        assert refs[config.redis.password_env] == "redis-password"
+    assert all("redis-password" in d["stringData"] for d in k8s("Secret"))
+
+
+def test_a_rediss_option_is_offered() -> None:
+    (cm,) = k8s("ConfigMap")
+    assert "rediss://" in cm["data"]["tokenhub.toml"]
+    url = compose()["proxy-1"]["environment"]["TOKENHUB_REDIS__URL"]
+    assert url.startswith("${TOKENHUB_REDIS_URL:-redis://")  # the operator's rediss:// URL replaces it
+    assert "rediss://" in (DEPLOY / "compose.yaml").read_text()
+
+
+def test_network_policy_lets_only_tokenhub_reach_the_stores() -> None:
+    policies = {p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: p for p in k8s("NetworkPolicy")}
+    proxy = k8s("Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    migrate = k8s("Job")[0]["spec"]["template"]["metadata"]["labels"]
+    allowed = {"redis": [proxy], "postgres": [proxy, migrate]}
+    for store, who in allowed.items():
+        spec = policies[store]["spec"]
+        assert spec["policyTypes"] == ["Ingress"] and len(spec["ingress"]) == 1
+        peers = [p["podSelector"]["matchLabels"] for p in spec["ingress"][0]["from"]]
+        assert all(p.items() <= labels.items() for p, labels in zip(peers, who, strict=True)), store
+        assert all(set(p) == {"podSelector"} for p in spec["ingress"][0]["from"])  # no namespace or CIDR holes
 
 
 def test_systemd_unit_matches_the_code() -> None:
