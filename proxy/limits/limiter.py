@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from keystore import ApiKey, KeyLimits
 
 from proxy.errors import ServiceUnavailable
-from proxy.limits.answers import over_budget, rate_headers, rate_limited
+from proxy.limits.answers import MaxTokensExceeded, over_budget, rate_headers, rate_limited
 from proxy.limits.demand import MAX_TOKEN_FIELDS, Demand, PriceLike, demand_of
 from proxy.limits.local import LocalCounters, MonthSpend
 from proxy.limits.metrics import LimitsMetrics
@@ -112,7 +112,11 @@ class Limiter:
         limits = key.limits
         if limits is None:
             return None
-        demand = demand_of(body, size, limits, price, self.config, caps)
+        try:
+            demand = demand_of(body, size, limits, price, self.config, caps)
+        except MaxTokensExceeded as exc:
+            exc.headers.update(await self._levels(key.id, limits))
+            raise
         if not _counted(limits):
             return None
         lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
@@ -130,6 +134,20 @@ class Limiter:
             self._leases.setdefault(key.id, set()).add(lease)
         return Ticket(key.id, limits, demand, lease, verdict.month, shared,
                       headers=rate_headers(limits, verdict.levels))
+
+    async def _levels(self, key_id: str, limits: KeyLimits) -> dict[str, str]:
+        """The x-ratelimit-* headers of a key with per-minute limits, without taking anything."""
+        if self._shared is None or not self.redis_up or (limits.requests_per_minute is None
+                                                          and limits.tokens_per_minute is None):
+            return {}
+        try:
+            async with asyncio.timeout(self._timeout):
+                v = await self._shared.admit(key_id, replace(limits, tokens_per_month=None, usd_per_month=None),
+                                             0, 0, "", probe=True)
+        except _REDIS_FAILED as exc:
+            self._redis_failed(exc)
+            return {}
+        return rate_headers(limits, v.levels)
 
     def _count(self, verdict: Verdict | None, shared: bool) -> None:
         if self._metrics is None:

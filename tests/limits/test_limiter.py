@@ -117,6 +117,16 @@ async def test_max_tokens_above_the_keys_cap_is_400_naming_the_field(make_limite
     assert await limiter.reserve(key, None, {"model": "m", field: 50}, 4) is None  # nothing to count
 
 
+async def test_a_max_tokens_refusal_carries_the_rate_headers_without_taking_a_request(make_limiter) -> None:
+    limiter = await make_limiter()
+    key = limited_key(requests_per_minute=5, max_tokens_per_request=50)
+    with pytest.raises(MaxTokensExceeded) as refused:
+        await limiter.reserve(key, None, {"model": "m", "max_tokens": 51}, 4)
+    assert refused.value.headers["x-ratelimit-remaining-requests"] == "5"
+    ticket = await limiter.reserve(key, None, ASK | {"max_tokens": 50}, 4)
+    assert ticket is not None and ticket.headers["x-ratelimit-remaining-requests"] == "4"
+
+
 async def test_monthly_tokens_refuse_with_402_before_the_budget_is_passed(make_limiter) -> None:
     limiter = await make_limiter()
     key = limited_key(tokens_per_month=250)

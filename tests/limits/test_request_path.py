@@ -63,11 +63,12 @@ async def test_a_non_streamed_answer_is_reconciled_to_its_usage(proxy: TestClien
 
 
 async def test_a_streamed_answer_is_reconciled_to_its_usage(proxy: TestClient, redis: Redis) -> None:
-    key_id, secret = await _key(proxy, tokens_per_month=100_000)
+    key_id, secret = await _key(proxy, tokens_per_month=100_000, requests_per_minute=10)
     resp = await proxy.post("/v1/chat/completions", json=CHAT | {"stream": True},
                             headers={"Authorization": f"Bearer {secret}"})
     body = await resp.text()
     assert resp.status == 200 and '"usage"' not in body  # metering asked for usage and cut it out
+    assert resp.headers["x-ratelimit-remaining-requests"] == "9"  # a stream carries the headers too
     assert (await _month(redis, proxy, key_id))[0] == 3 + 3  # the demo echoes: 3 words in, 3 out
 
 
