@@ -95,9 +95,14 @@ def _started(request: web.Request, upstream: aiohttp.ClientResponse, tap: Respon
 
 
 def _is_last_event(previous: bytes, chunk: bytes) -> bool:
-    if _LAST_EVENT.search(chunk, max(0, len(chunk) - 40)):
-        return True
-    return len(chunk) < 40 and _LAST_EVENT.search(previous[-40:] + chunk) is not None  # split marker
+    """Whether `chunk` (ending in a blank line) ends with the stream's last event. Two bounded
+    substring searches per event chunk; the regex and any concatenation only near a marker."""
+    start = len(chunk) - 40
+    if start >= 0:
+        if chunk.find(b"[DONE]", start) < 0 and chunk.find(b"message_stop", start) < 0:
+            return False
+        return _LAST_EVENT.search(chunk, start) is not None
+    return _LAST_EVENT.search(previous[-40:] + chunk) is not None  # a short chunk: the marker may be split
 
 
 async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, idle: float,
