@@ -186,7 +186,8 @@ class Limiter:
         except BaseException:
             self._local.add_carry(key_id, carry)
             raise
-        self._local.remember_month(key_id, MonthSpend(v.month, v.month_tokens, v.month_micro_usd))
+        if limits.tokens_per_month is not None or limits.usd_per_month is not None:
+            self._local.remember_month(key_id, MonthSpend(v.month, v.month_tokens, v.month_micro_usd))
         return v
 
     async def _seed(self, key_id: str, month: int) -> None:
