@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ADMIN_TOKEN, ServeProcess, run_migrate, serving, write_config
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
-from tests.fakes import FakeProvider
-from tests.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
+from tests.support.fakes import FakeProvider
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -16,8 +16,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes import FakeProvider
-from tests.procs import ADMIN_TOKEN, ServeProcess, free_port, provider, run_migrate, serving, write_config
+from tests.support.fakes import FakeProvider
+from tests.support.procs import (
+    ADMIN_TOKEN,
+    ServeProcess,
+    free_port,
+    provider,
+    run_migrate,
+    serving,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

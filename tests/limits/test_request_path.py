@@ -18,8 +18,8 @@ from proxy.app import create_app
 from proxy.config import Config, ModelPrice, PostgresConfig, ProviderConfig, RedisConfig
 from proxy.limits.scripts import layout
 from proxy.state import KEYSTORE, LIMITER
-from tests.fakes import FakeProvider
 from tests.support import RedisMonitor
+from tests.support.fakes import FakeProvider
 
 CHAT: dict[str, Any] = {"model": "demo/echo", "messages": [{"role": "user", "content": "one two three"}],
                         "max_tokens": 100}
