@@ -204,7 +204,10 @@ class RedisCache:
         mac, _, body = rest.partition(b"|")
         if not self._seal.check(mac, _RECORD, key_id.encode(), version, body):
             return None, "its MAC is wrong (not written by an instance of this fleet)"
-        stored = from_json(orjson.loads(body))
+        try:
+            stored = from_json(orjson.loads(body))
+        except (KeyError, ValueError, TypeError):  # e.g. written by an instance of another release
+            return None, "its body does not fit this release's key record"
         if stored.key.id != key_id or str(stored.key.version).encode() != version:
             return None, "it names another key or version"
         if self._pg_time() - stored.read_at > self._ttl:

@@ -5,11 +5,14 @@ rotate racing a revoke must not make any instance more permissive than Postgres.
 import asyncio
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from argon2 import PasswordHasher
 
 from keystore import Actor, Conflict, Hooks, RevokedKey, UnknownKey, keygen, names
+from keystore.pg import Database
 from keystore.record import ApiKey, StoredKey, to_json
+from keystore.seal import Seal
 from tests.keystore.records import body_of, forge, raw_record
 from tests.keystore.test_races import wrong_secret_for
 from tests.keystore.test_revocation import two_live_stores
@@ -163,3 +166,15 @@ async def test_concurrent_rotate_and_revoke_never_give_a_revoked_key_a_later_suc
             assert "key.rotate" not in actions
         else:  # the rotation committed first: the revoke came after it, and is in force
             assert actions.index("key.rotate") < actions.index("key.revoke")
+
+
+async def test_a_sealed_record_of_another_release_is_read_from_postgres_instead(make_store, pool, redis) -> None:
+    store = await ready_store(make_store)
+    issued = await store.create(ADMIN, name="k")
+    seal = Seal()
+    seal.load(await Database(pool).fleet_secret())
+    body = orjson.dumps({"id": issued.key.id, "version": 1, "shape": "of a future release"})
+    await forge(redis, store.settings.namespace, issued.key.id, orjson.loads(body),
+                mac=seal.sign(b"key-record", issued.key.id.encode(), b"1", body))
+    assert (await store.authenticate(issued.secret)).id == issued.key.id  # not a 500
+    assert store.snapshot().redis_refused == 1
