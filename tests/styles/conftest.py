@@ -1,11 +1,11 @@
 """Fixtures for provider API styles: the three recording fake upstreams, a proxy app (create_app, real
-Postgres, Redis and keystore) configured with one provider of each style plus the OpenAI-style demo,
+Postgres, Redis and keystore) configured with one provider of each style,
 keys issued through the app's KeyStore, and the real SDKs (anthropic, openai, AzureOpenAI) pointed at
 the proxy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anthropic
@@ -19,13 +19,18 @@ from keystore import Actor, IssuedKey, KeyStore, KeystoreSettings
 from proxy.app import create_app
 from proxy.config import Config, PostgresConfig, ProviderConfig, RedisConfig, ServerConfig
 from proxy.state import KEYSTORE
-from tests.styles.fakes import FakeAnthropic, FakeAzure, FakeResponses
 from tests.support import FakeClock
+from tests.support.styles import (
+    ANTHROPIC_KEY,
+    AZURE_KEY,
+    AZURE_VERSION,
+    OPENAI_KEY,
+    FakeAnthropic,
+    FakeAzure,
+    FakeResponses,
+    Issue,
+)
 
-ANTHROPIC_KEY = "sk-ant-provider-0123456789"
-OPENAI_KEY = "sk-openai-provider-0123456789"
-AZURE_KEY = "azure-provider-key-0123456789"
-AZURE_VERSION = "2024-10-21"
 CLAUDE = ("claude-sonnet-4-5", "claude-haiku-4-5")
 
 
@@ -92,9 +97,6 @@ def config(database_url: str, redis_url: str, settings: KeystoreSettings, upstre
 async def proxy(aiohttp_client: Any, pool: asyncpg.Pool, config: Config, clock: FakeClock) -> TestClient:
     await pool.execute("TRUNCATE response_owners")
     return await aiohttp_client(create_app(config, clock=clock))
-
-
-Issue = Callable[..., Awaitable[IssuedKey]]
 
 
 @pytest.fixture

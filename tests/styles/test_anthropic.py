@@ -12,8 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.state import METER
-from tests.styles.conftest import ANTHROPIC_KEY, Issue
-from tests.styles.fakes import FakeAnthropic
+from tests.support.styles import ANTHROPIC_KEY, FakeAnthropic, Issue
 
 Clients = dict[str, Callable[..., Any]]
 SDK_VERSION = anthropic.AsyncAnthropic(api_key="x").default_headers["anthropic-version"]

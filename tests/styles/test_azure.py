@@ -11,8 +11,7 @@ import openai
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.styles.conftest import AZURE_KEY, AZURE_VERSION, Issue
-from tests.styles.fakes import FakeAzure
+from tests.support.styles import AZURE_KEY, AZURE_VERSION, FakeAzure, Issue
 
 Clients = dict[str, Callable[..., Any]]
 USER = [{"role": "user", "content": "hello azure"}]

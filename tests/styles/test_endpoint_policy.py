@@ -17,7 +17,7 @@ from keystore import KeystoreSettings
 
 from proxy.config import Config, PostgresConfig, ProviderConfig, RedisConfig
 from proxy.gateway.styles import ENDPOINTS
-from tests.styles.fakes import Recorder
+from tests.support.styles import Recorder
 
 RID = "resp_000000000000000000000001"
 ALL_OPENAI = ("chat/completions", "completions", "embeddings", "responses", "moderations", "images/generations",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.styles.conftest import Issue
+from tests.support.styles import Issue
 
 Clients = dict[str, Callable[..., Any]]
 

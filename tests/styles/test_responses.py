@@ -14,8 +14,7 @@ from aiohttp.test_utils import TestClient
 from keystore import Actor, KeyStore
 
 from proxy.state import KEYSTORE, METER
-from tests.styles.conftest import OPENAI_KEY, Issue
-from tests.styles.fakes import FakeResponses
+from tests.support.styles import OPENAI_KEY, FakeResponses, Issue
 
 Clients = dict[str, Callable[..., Any]]
 

@@ -1,4 +1,4 @@
-"""Recording fake upstreams that answer like the real servers: Anthropic Messages (its SSE event
+"""Helpers of the provider-style tests (tests/styles/). Recording fake upstreams that answer like the real servers: Anthropic Messages (its SSE event
 sequence, its error shape, `x-api-key` and `anthropic-version` required), OpenAI Responses (stored
 responses that can be read back, deleted, cancelled and continued) and Azure OpenAI (the `api-key`
 header, the deployment path and the `api-version` are checked, as Azure does)."""
@@ -12,9 +12,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes import Received
+from keystore import IssuedKey
+
+from tests.support.fakes import Received
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ANTHROPIC_KEY = "sk-ant-provider-0123456789"
+OPENAI_KEY = "sk-openai-provider-0123456789"
+AZURE_KEY = "azure-provider-key-0123456789"
+AZURE_VERSION = "2024-10-21"
+Issue = Callable[..., Awaitable[IssuedKey]]  # the `issue` fixture: create a key through the app's KeyStore
 SSE = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
