@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Middleware
 
+from proxy.gateway.tap import Outcome
 from proxy.log import ENDED, KEY_ID, REQUEST_ID, UPSTREAM_REQUEST_ID, redact
 from proxy.metering.meter import METERED
 from proxy.runtime.metrics import Metrics
@@ -117,7 +118,7 @@ class RequestLog:
     def __init__(self, metrics: Metrics, sink: AccessSink | None = None) -> None:
         self.metrics, self.sink = metrics, sink
 
-    def _finish(self, request: web.Request, status: int, started: float) -> None:
+    def _finish(self, request: web.Request, status: int, started: float, gone: bool = False) -> None:
         seconds = time.perf_counter() - started
         self.metrics.in_flight.dec()
         self.metrics.observe(request, status, seconds)
@@ -125,7 +126,10 @@ class RequestLog:
         sink = self.sink
         if sink is not None and sink.enabled:
             ended = request.get(ENDED)
-            outcome = ended[0].value if ended is not None and ended[0] != "completed" else ""
+            if ended is None:
+                outcome = Outcome.CLIENT_GONE.value if gone else ""
+            else:
+                outcome = ended[0].value if ended[0] is not Outcome.COMPLETED else ""
             metered = request.get(METERED)  # metering's figure (proxy/metering/tap.py)
             sink.record(request.method, request.path, status, seconds,
                         upstream_id=request.get(UPSTREAM_REQUEST_ID, ""), outcome=outcome,
@@ -143,7 +147,7 @@ class RequestLog:
                 raise
             except asyncio.CancelledError:  # the client went away (unless the relay says otherwise)
                 ended = request.get(ENDED)
-                self._finish(request, ended[1] if ended is not None else 499, started)
+                self._finish(request, ended[1] if ended is not None else 499, started, gone=True)
                 raise
             except BaseException:
                 self._finish(request, 500, started)

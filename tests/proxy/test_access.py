@@ -64,3 +64,20 @@ async def test_a_stream_failed_mid_way_is_one_502_line(proxy: TestClient, key: s
         await asyncio.sleep(0.02)
     assert len(found) == 1 and found[0]["status"] == 502 and found[0]["message"].endswith("upstream_failed")
     assert counted(proxy, 502) == 1 and counted(proxy, 200) == 0
+
+
+async def test_a_client_gone_mid_stream_is_one_499_line(proxy: TestClient, key: str, fake: FakeProvider) -> None:
+    sink, out = attach(proxy)
+    fake.hold_streams()
+    r = await proxy.post(CHAT, json=BODY | {"stream": True}, headers={"Authorization": f"Bearer {key}",
+                                                                      "X-Request-ID": "gone-1"})
+    await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10)
+    r.close()  # the client leaves mid-stream: aiohttp itself logs nothing for a cancelled handler
+    await asyncio.wait_for(fake.cancelled.wait(), 10)
+    for _ in range(200):
+        found = [x for x in lines(sink, out) if x["request_id"] == "gone-1"]
+        if found:
+            break
+        await asyncio.sleep(0.02)
+    assert len(found) == 1 and found[0]["status"] == 499 and found[0]["message"].endswith("client_gone")
+    assert counted(proxy, 499) == 1
