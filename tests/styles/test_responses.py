@@ -3,6 +3,7 @@ metered, and stored responses reachable only by the key that created them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +108,18 @@ async def test_an_unknown_or_odd_id_is_404_without_upstream_contact(proxy: TestC
         r = await proxy.get(f"/v1/responses/{rid}", headers={"Authorization": f"Bearer {key}"})
         assert r.status == 404 and (await r.json())["error"]["type"] == "not_found_error"
     assert oai.received == []
+
+
+async def test_a_streamed_response_is_its_creators_from_its_first_event(clients: Clients, issue: Issue,
+                                                                        oai: FakeResponses) -> None:
+    mine, other = clients["openai"]((await issue()).secret), clients["openai"]((await issue(name="o")).secret)
+    oai.hold = asyncio.Event()  # the provider sends response.created, then waits: the stream is still open
+    stream = await mine.responses.create(model="oai/gpt-5", input="long", stream=True, background=True)
+    events = aiter(stream)
+    first = await asyncio.wait_for(anext(events), 10)
+    assert first.type == "response.created"
+    assert (await mine.responses.cancel(first.response.id)).status == "cancelled"  # type: ignore[union-attr]
+    with pytest.raises(openai.NotFoundError):
+        await other.responses.cancel(first.response.id)  # type: ignore[union-attr]
+    oai.hold.set()
+    assert [e.type async for e in events][-1] == "response.completed"

@@ -5,6 +5,7 @@ header, the deployment path and the `api-version` are checked, as Azure does).""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -67,12 +68,14 @@ def _text(messages: Any) -> str:
     return str(content)
 
 
-async def _stream(request: web.Request, events: list[bytes], headers: dict[str, str] | None = None
-                  ) -> web.StreamResponse:
+async def _stream(request: web.Request, events: list[bytes], headers: dict[str, str] | None = None, *,
+                  hold: asyncio.Event | None = None) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE | (headers or {}))
     await response.prepare(request)
-    for event in events:
+    for i, event in enumerate(events):
         await response.write(event)
+        if i == 0 and hold is not None:
+            await hold.wait()
     await response.write_eof()
     return response
 
@@ -154,6 +157,7 @@ class FakeResponses(Recorder):
     def __init__(self, credential: str) -> None:
         super().__init__(credential)
         self.stored: dict[str, dict[str, Any]] = {}
+        self.hold: asyncio.Event | None = None  # when set: streams wait after their first event until it is set
         self.app.add_routes([
             web.post("/v1/responses", self.create), web.get("/v1/responses/{id}", self.retrieve),
             web.delete("/v1/responses/{id}", self.delete), web.post("/v1/responses/{id}/cancel", self.cancel),
@@ -199,7 +203,7 @@ class FakeResponses(Recorder):
                                                   "delta": text, "logprobs": []}),
                   ("response.completed", {"response": response})]
         return await _stream(request, [_event(name, {"type": name, "sequence_number": i} | data)
-                                       for i, (name, data) in enumerate(events)])
+                                       for i, (name, data) in enumerate(events)], hold=self.hold)
 
     async def retrieve(self, request: web.Request) -> web.Response:
         found = self._find(request)
