@@ -105,13 +105,21 @@ def _path_params(request: web.Request) -> dict[str, str]:
     return params
 
 
+def _names_unchecked(body: dict[str, Any], spec: str) -> bool:
+    """Does `body` carry what `spec` names: a field (`models`), a field of a list's objects
+    (`tools[].model`), or such a field with one value (`input[].type=item_reference`)?"""
+    outer, _, inner = spec.partition("[].")
+    value = body.get(outer)
+    if not inner:
+        return value is not None
+    field, _, wanted = inner.partition("=")
+    return isinstance(value, list) and any(
+        isinstance(v, dict) and v.get(field) is not None and (not wanted or v.get(field) == wanted) for v in value)
+
+
 def _refuse_unchecked(body: dict[str, Any], endpoint: Endpoint) -> None:
     for name in endpoint.refused:
-        outer, _, inner = name.partition("[].")
-        value = body.get(outer)
-        found = value is not None if not inner else (
-            isinstance(value, list) and any(isinstance(v, dict) and v.get(inner) is not None for v in value))
-        if found:
+        if _names_unchecked(body, name):
             raise InvalidRequest(f"'{name}' is not accepted by this gateway: the models or stored objects it "
                                  "names cannot be checked against your key's permissions.",
                                  param=name, code="unsupported_parameter")
@@ -152,6 +160,8 @@ async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: 
     _refuse_unchecked(body, endpoint)
     if endpoint.owner is Owner.CREATES:
         for name in _OWNED_FIELDS:
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise InvalidRequest(f"'{name}' must be a string.", param=name)
             if isinstance(body.get(name), str):
                 previous, _ = await _by_owner(request, providers, key, body[name], param=name)
                 if previous.provider.name != route.provider.name:

@@ -128,6 +128,9 @@ async def test_a_provider_serves_only_its_families(proxy: TestClient, key: str, 
     ("/v1/completions", {"fallbacks": ["x"]}, "fallbacks"),
     ("/v1/responses", {"conversation": "conv_123"}, "conversation"),
     ("/v1/responses", {"tools": [{"type": "image_generation", "model": "gpt-image-1"}]}, "tools[].model"),
+    ("/v1/responses", {"prompt": {"id": "pmpt_1"}}, "prompt"),
+    ("/v1/responses", {"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[].type=item_reference"),
+    ("/v1/responses", {"previous_response_id": 7}, "previous_response_id"),
     ("/v1/messages", {"model": "a/m", "models": ["a/m"]}, "models"),
 ])
 async def test_fields_that_cannot_be_checked_are_refused(proxy: TestClient, key: str, upstream: tuple[CatchAll, str],
@@ -144,3 +147,10 @@ async def test_query_string_only_where_the_endpoint_allows(proxy: TestClient, ke
     r = await proxy.post("/v1/embeddings?api-version=x&organization=evil", json=M,
                          headers={"Authorization": f"Bearer {key}"})
     assert r.status == 200 and upstream[0].last.query == ""
+
+
+async def test_ordinary_input_items_pass(proxy: TestClient, key: str, upstream: tuple[CatchAll, str]) -> None:
+    items = [{"type": "message", "role": "user", "content": "hi"}, {"type": "function_call_output", "call_id": "c",
+                                                                    "output": "{}"}]
+    r = await proxy.post("/v1/responses", json=M | {"input": items}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status == 200 and upstream[0].last.json()["input"] == items

@@ -4,7 +4,9 @@
 A provider serves an endpoint when its style can and its `endpoints` list names the family (empty
 list: the style's inference endpoints). Model-bearing body fields other than `model` cannot be checked
 against a key's restrictions (a fallback list, a tool's own model, a stored conversation), so they
-are refused (`refused`) rather than passed on.
+are refused (`refused`) rather than passed on. On /v1/responses that includes stored objects of the
+operator's account no key owns: a `conversation`, a `prompt` template (which carries its own model) and
+input items that reference stored items by id (`item_reference`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _openai("embeddings", usage=OPENAI),
     Endpoint("POST", "/v1/responses", "responses", "/responses", usage=RESPONSES_USAGE,
              max_tokens=("max_output_tokens",), owner=Owner.CREATES,
-             refused=(*_FALLBACKS, "conversation", "tools[].model")),
+             refused=(*_FALLBACKS, "conversation", "prompt", "tools[].model", "input[].type=item_reference")),
     _stored("GET", query=True),  # include[], stream and starting_after (background responses)
     _stored("DELETE"),
     _stored("POST", "/cancel"),
