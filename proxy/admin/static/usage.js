@@ -4,7 +4,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 export const CHART_DAYS = 30;
-const WIDTH = 120;
+const WIDTH = 60;
 const HEIGHT = 28;
 const DAY_MS = 86400000;
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
@@ -46,8 +46,8 @@ export function usageChart(days) {
   days.forEach((tokens, i) => {
     if (!tokens) return;
     const height = Math.max(1.5, (tokens / peak) * (HEIGHT - 2));
-    chart.append(svg("rect", { class: "usage-bar", x: (i * step + 0.5).toFixed(2), y: (HEIGHT - 1 - height).toFixed(2),
-      width: (step - 1).toFixed(2), height: height.toFixed(2), "data-tokens": tokens }));
+    chart.append(svg("rect", { class: "usage-bar", x: (i * step + 0.25).toFixed(2), y: (HEIGHT - 1 - height).toFixed(2),
+      width: (step - 0.5).toFixed(2), height: height.toFixed(2), "data-tokens": tokens }));
   });
   return chart;
 }
@@ -60,6 +60,6 @@ export function usageCell(key, el) {
   const detail = `This month: ${u.input_tokens} input and ${u.output_tokens} output tokens, ${u.requests} requests`;
   return el("td", { class: "usage-cell" },
     el("span", { class: "usage-total", title: detail, text: `${compact.format(tokens)} tokens` }),
-    el("span", { class: "sub", text: `${dollars.format(u.usd)} · ${compact.format(u.requests)} req this month` }),
+    el("span", { class: "sub", text: `${dollars.format(u.usd)} · ${compact.format(u.requests)} req` }),
     el("span", { class: "usage-slot", "data-usage-chart": key.id }));
 }
