@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from keystore import names
+
 from tests.faults.conftest import GUARD, Client, Cluster, FreezableGate, metric, scrape
 from tests.procs import ServeProcess
 from tests.support import TcpGate
@@ -91,7 +93,7 @@ async def test_postgres_stopped_beyond_the_grace_and_without_a_redis_record_is_5
     pg_gate.cut()
     await asyncio.sleep(1.5)  # past the grace: only the Redis record still vouches for the key
     assert (await client.chat(proc, key)).status == 200
-    assert await redis.delete(f"{namespace}:key:{key_id}") == 1  # that record expires
+    assert await redis.delete(names.record(namespace, key_id)) == 1  # that record expires
     await asyncio.sleep(1.5)  # the grace since the last confirmation runs out too
     answer = await client.chat(proc, key)
     assert answer.status == 503 and answer.error["type"] == "api_error"  # never a 401, never a 200

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from proxy.state import METRICS
 from tests.metering.conftest import CHAT, EMBED, INSTRUCT, Recorder, Stack
 from tests.metering.streams import EMBED_USAGE, USAGE
 
@@ -89,3 +90,17 @@ async def test_embeddings(stack: Stack) -> None:
     total = (await stack.usage(key_id))["total"]
     assert (total["input_tokens"], total["output_tokens"]) == (EMBED_USAGE["prompt_tokens"], 0)
     assert total["usd"] == cost(8, 0, 0.02, 0.0)
+
+
+async def test_prometheus_counts_tokens_by_provider_and_model_never_by_key(stack: Stack) -> None:
+    key, key_id = await stack.issue()
+    async with stack.sdk(key) as sdk:
+        await sdk.chat.completions.create(model=f"openai/{CHAT}", messages=MESSAGES)
+    scrape = (await (await stack.admin.get("/metrics")).read()).decode()
+    labels = {"provider": "openai", "model": f"openai/{CHAT}"}
+    registry = stack.proxy.app[METRICS].registry
+    assert registry.get_sample_value("tokenhub_usage_tokens_total", labels | {"kind": "input"}) == 19
+    assert registry.get_sample_value("tokenhub_usage_tokens_total", labels | {"kind": "cached_input"}) == 6
+    assert registry.get_sample_value("tokenhub_usage_tokens_total", labels | {"kind": "output"}) == 3
+    assert registry.get_sample_value("tokenhub_usage_requests_total", labels) == 1
+    assert "tokenhub_usage_tokens_total{" in scrape and key_id not in scrape
