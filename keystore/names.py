@@ -8,8 +8,12 @@ from __future__ import annotations
 
 
 def record(namespace: str, key_id: str) -> str:
-    """The cached record of one key."""
-    return f"{namespace}:key:{key_id}"
+    """The cached record of one key.
+
+    The key id is the Redis Cluster hash tag (`{...}`): everything kept about one key (this record and
+    the limiter's counters, `<ns>:lim:{<id>}...`) lives in one slot, so a script may touch any of it.
+    """
+    return f"{namespace}:key:{{{key_id}}}"
 
 
 def revocations(namespace: str) -> str:

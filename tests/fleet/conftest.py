@@ -16,7 +16,7 @@ import pytest
 
 from proxy.runtime.demo import DEMO_MODELS, start_demo
 from tests.fleet.services import missing
-from tests.procs import ADMIN_TOKEN, ServeProcess, provider, write_config
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, write_config
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}
@@ -69,6 +69,15 @@ async def feed_up(http: aiohttp.ClientSession, proc: ServeProcess) -> bool:
     async with http.get(proc.url("/readyz")) as r:
         body = await r.json()
         return bool(body.get("checks", {}).get("revocation_feed"))
+
+
+async def decided(http: aiohttp.ClientSession, proc: ServeProcess, by: str) -> float:
+    """Requests of limited keys this instance decided `by` "redis" (fleet-wide) or "local" (its
+    fallback share), from its /metrics."""
+    async with http.get(proc.admin_url("/metrics")) as r:
+        text = await r.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tokenhub_limits_decisions_total{") and f'by="{by}"' in line)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.procs import free_port
+from tests.support.procs import free_port
 
 PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/none/bin"),
              key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)

@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet.conftest import Traffic, admin, chat, eventually, feed_up, fleet_config, need
+from tests.fleet.conftest import (
+    Traffic,
+    admin,
+    chat,
+    decided,
+    eventually,
+    feed_up,
+    fleet_config,
+    need,
+)
 from tests.fleet.services import redis_cli, redis_cluster, wait_cluster_ok
-from tests.procs import run_migrate, serving
+from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +40,9 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
                                         demo_url: str) -> None:
     need("redis-server", "redis-cli")
     with redis_cluster(tmp_path) as nodes:
-        redis = {"mode": "cluster", "url": nodes[0].url}
+        # A read timeout for a machine shared with other test runs: here the limiter must decide in the
+        # cluster, not fall back to its per-instance share because a call took longer than 0.25 s.
+        redis = {"mode": "cluster", "url": nodes[0].url, "timeout_seconds": 1.0}
         configs = [fleet_config(tmp_path, f"{n}.toml", database_url=database_url, redis=redis, namespace=namespace,
                                 demo_url=demo_url) for n in ("a", "b")]
         run_migrate(configs[0])
@@ -60,4 +72,23 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
             assert revoked["propagation"]["confirmed"] == 2
             assert await _both(http, a, b, keys[3]["key"]) == [401, 401]
             await traffic.stop()
+            limited = await _rate_limited_across_both(http, a, b)
+            # Decided by the shared bucket on the cluster (its keys are there, and Redis decided).
+            pattern = f"{namespace}:lim:{{{limited}}}*"
+            assert any(redis_cli(n.port, "KEYS", pattern) for n in nodes), pattern
+            assert [await decided(http, p, "local") for p in (a, b)] == [0, 0]  # none by a fallback share
+            assert sum([await decided(http, p, "redis") for p in (a, b)]) >= 16
         assert traffic.server_errors == 0, traffic.statuses
+
+
+async def _rate_limited_across_both(http: aiohttp.ClientSession, a: object, b: object) -> str:
+    """One bucket for the fleet, kept on the cluster: README's bound, limit + limit·t/60 admitted."""
+    limit = 6
+    key = await admin(http, a, "POST", "/admin/keys", {"name": "limited",  # type: ignore[arg-type]
+                                                        "limits": {"requests_per_minute": limit}})
+    t0 = time.monotonic()
+    statuses = [await chat(http, (a, b)[i % 2], key["key"]) for i in range(16)]  # type: ignore[arg-type]
+    bound = limit + int(limit * (time.monotonic() - t0) / 60)
+    assert set(statuses) == {200, 429}, statuses
+    assert limit <= statuses.count(200) <= bound, statuses
+    return str(key["id"])

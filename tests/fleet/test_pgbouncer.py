@@ -14,7 +14,7 @@ import pytest
 
 from tests.fleet.conftest import admin, chat, fleet_config, need
 from tests.fleet.services import Bouncer, pgbouncer, scratch_dir
-from tests.procs import run_migrate, serving
+from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fleet.conftest import admin, chat, eventually, fleet_config, need
 from tests.fleet.services import PG_BIN, postgres_pair, scratch_dir
-from tests.procs import run_migrate, serving
+from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fleet.conftest import Traffic, admin, chat, eventually, feed_up, fleet_config, need
 from tests.fleet.services import sentinel_set
-from tests.procs import run_migrate, serving
+from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
 # README "At fleet scale": a request waits on Redis for at most 2 x (connect + read timeout) = 1 s
