@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import orjson
 from cachetools import TLRUCache, TTLCache
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from . import names
+from .clients import RedisClient
 from .models import StoredKey
 from .record import from_json, to_json
 from .seal import Seal
@@ -150,7 +150,7 @@ class RedisCache:
       seconds so a dead Redis costs one timeout, not one per request.
     """
 
-    def __init__(self, redis: Redis, *, namespace: str, ttl: float, retry_after: float,
+    def __init__(self, redis: RedisClient, *, namespace: str, ttl: float, retry_after: float,
                  timer: Callable[[], float], pg_time: Callable[[], float], seal: Seal) -> None:
         self._redis = redis
         self._ns = namespace

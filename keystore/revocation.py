@@ -27,11 +27,11 @@ from collections.abc import Callable
 
 import orjson
 from cachetools import TTLCache
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from . import names
 from .cache import LocalCache, RedisCache
+from .clients import PubSubSource, RedisClient
 from .errors import KeystoreError
 from .models import FeedStats, Propagation
 from .pg import Database
@@ -58,7 +58,7 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
 
 
 class RevocationBus:
-    def __init__(self, redis: Redis, pubsub_redis: Redis, db: Database, local: LocalCache,
+    def __init__(self, redis: RedisClient, pubsub_redis: PubSubSource, db: Database, local: LocalCache,
                  records: RedisCache, settings: KeystoreSettings, *, instance_id: str,
                  timer: Callable[[], float], pg_time: Callable[[], float], seal: Seal) -> None:
         self._redis, self._pubsub_redis, self._db = redis, pubsub_redis, db

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from . import keygen
 from .cache import LocalCache, RedisCache
+from .clients import PubSubSource, RedisClient
 from .clock import Clock, ClockSync
 from .errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from .hashing import Hasher
@@ -58,8 +58,8 @@ class KeyStore:
     flush); `close()` stops them and flushes pending last-used times.
     """
 
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: KeystoreSettings, *,
-                 pubsub_redis: Redis | None = None, clock: Clock | None = None,
+    def __init__(self, pool: asyncpg.Pool, redis: RedisClient, settings: KeystoreSettings, *,
+                 pubsub_redis: PubSubSource | None = None, clock: Clock | None = None,
                  hooks: Hooks | None = None, instance_id: str | None = None, db_timeout: float = 5.0) -> None:
         self.settings = settings
         local_clock = clock or Clock()

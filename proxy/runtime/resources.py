@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -179,9 +179,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pool = await create_pool(config)
     main, feed = redis_clients(config)
-    # The keystore is written against redis-py's command API, which the cluster client shares; its
-    # feed needs only `pubsub()`. (Typed as Redis there until keystore takes the union.)
-    store = KeyStore(pool, cast(Redis, main), config.keystore, pubsub_redis=cast(Redis, feed), clock=app.get(CLOCK),
+    store = KeyStore(pool, main, config.keystore, pubsub_redis=feed, clock=app.get(CLOCK),
                      db_timeout=config.postgres.timeout_seconds)
     try:
         if not await store.postgres_ok():
