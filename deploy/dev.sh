@@ -110,6 +110,17 @@ focused() {  # true when the pytest arguments name test files or folders (an edi
   return 1
 }
 
+ensure_fleet_tools() {  # tests/fleet start their own Sentinel, PgBouncer and Postgres pair from these
+  local want=()
+  command -v redis-sentinel >/dev/null || want+=(redis-sentinel)
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || want+=(pgbouncer)
+  ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 || want+=(postgresql)
+  command -v psql >/dev/null || want+=(postgresql-client)
+  [ ${#want[@]} -eq 0 ] && return
+  # Not fatal: without them the fleet tests skip and say what is missing.
+  ( apt_install "${want[@]}" ) || say "could not install ${want[*]}: the fleet tests that need them skip"
+}
+
 cmd_test() {
   ensure_venv
   # The full run (what CI calls) is gated; a focused run on named tests skips the gates so one
@@ -120,6 +131,7 @@ cmd_test() {
   local db=${TOKENHUB_TEST_DB:-tokenhub_test}  # parallel runs each use their own database
   create_db "$db"
   [ -x deploy/ensure-chromium.sh ] && bash deploy/ensure-chromium.sh
+  ensure_fleet_tools
   export TEST_DATABASE_URL="$PG_URL_BASE/$db"
   export TEST_REDIS_URL="$REDIS_URL_BASE/13"
   say "running the tests (Postgres $TEST_DATABASE_URL, Redis $TEST_REDIS_URL)"

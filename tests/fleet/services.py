@@ -23,6 +23,7 @@ from tests.support.procs import free_port
 
 PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/none/bin"),
              key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"  # sbin: not on every PATH
 START_TIMEOUT = 20.0
 
 
@@ -274,7 +275,7 @@ def pgbouncer(base: Path, database_url: str, pool_size: int = 20) -> Iterator[Bo
     if os.geteuid() == 0:
         for f in (ini, base / "users.txt"):
             shutil.chown(f, "postgres", "postgres")
-    proc = subprocess.Popen(_as_postgres(["pgbouncer", str(ini)]), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_as_postgres([PGBOUNCER, str(ini)]), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         _wait(lambda: _port_open(port) or proc.poll() is not None, f"pgbouncer on {port}")

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.fleet.conftest import admin, chat, fleet_config, need
-from tests.fleet.services import Bouncer, pgbouncer, scratch_dir
+from tests.fleet.services import PGBOUNCER, Bouncer, pgbouncer, scratch_dir
 from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def _database(url: str) -> str:
 
 
 def test_the_keystore_test_module_passes_through_pgbouncer(database_url: str, redis_url: str) -> None:
-    need("pgbouncer", "psql")
+    need(PGBOUNCER, "psql")
     with scratch_dir("bouncer") as d, pgbouncer(d, database_url) as bouncer:
         env = dict(os.environ, TEST_DATABASE_URL=bouncer.url(_database(database_url)), TEST_PGBOUNCER="1",
                    TEST_REDIS_URL=redis_url)
@@ -52,7 +52,7 @@ def test_the_keystore_test_module_passes_through_pgbouncer(database_url: str, re
 
 async def test_migrate_and_serve_through_pgbouncer(tmp_path: Path, database_url: str, redis_url: str,
                                                    namespace: str, demo_url: str) -> None:
-    need("pgbouncer")
+    need(PGBOUNCER)
     with scratch_dir("bouncer") as d, pgbouncer(d, database_url, pool_size=2) as bouncer:
         config = fleet_config(tmp_path, "bouncer.toml", database_url=bouncer.url(_database(database_url)),
                               redis={"url": redis_url}, namespace=namespace, demo_url=demo_url,
