@@ -12,7 +12,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from proxy.config import ConfigError, ProviderConfig
 from proxy.config_loader import load_config
 from proxy.gateway.styles import ENDPOINTS, STYLES, Endpoint
+from proxy.gateway.styles.owners import IdTap
 from proxy.gateway.styles.usage import ANTHROPIC_USAGE, RESPONSES_USAGE
+from proxy.gateway.tap import Outcome
 from proxy.metering.parsers import SseParser
 from proxy.metering.usage import Usage
 
@@ -114,3 +116,21 @@ def test_unknown_endpoint_family_fails_at_start(tmp_path: Path) -> None:
     path.write_text('[[providers]]\nname = "o"\nbase_url = "http://x/v1"\nmodels = ["m"]\nendpoints = ["batches"]\n')
     with pytest.raises(ConfigError, match="endpoints: 'batches'"):
         load_config(path, {})
+
+
+@pytest.mark.parametrize(("chunks", "sse", "expected"), [
+    ([b'{"id": "resp_1", "object": "response"}'], False, "resp_1"),
+    ([b'{"object": "response", "output": [], "id": "resp_2"}'], False, "resp_2"),  # id not first
+    ([b'event: response.created\ndata: {"type":"response.created","respo', b'nse":{"id":"resp_3"}}\n\nevent: x\n'],
+     True, "resp_3"),
+    ([b'data: {"type":"error","error":{}}\n\n'], True, None),
+    ([b'{"id": "../../admin"}'], False, None),  # not an id the proxy would ever put in a path
+])
+def test_id_tap_finds_the_created_id(chunks: list[bytes], sse: bool, expected: str | None) -> None:
+    found: list[str] = []
+    tap = IdTap(found.append)
+    tap.on_start(200, headers(content_type="text/event-stream" if sse else "application/json"))
+    for chunk in chunks:
+        assert tap.on_chunk(chunk) is chunk
+    tap.on_end(Outcome.COMPLETED)
+    assert found == ([expected] if expected else [])

@@ -46,6 +46,15 @@ def _first_event_id(head: bytes, end: int) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def _whole_id(body: bytes) -> str | None:
+    try:
+        obj: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    found = obj.get("id") if isinstance(obj, dict) else None
+    return found if isinstance(found, str) else None
+
+
 class IdTap:
     """Finds the id in a successful answer — a response object (`{"id": …}`) or, in a stream, the
     response of its first event (`response.created`) — and hands it to `found` once. Looks only at
@@ -86,10 +95,10 @@ class IdTap:
                 return
             self._emit(_first_event_id(head, end if end >= 0 else len(head)))
         else:
-            match = _JSON_ID.match(head)
+            match = _JSON_ID.match(head)  # OpenAI and vLLM write the id first
             if match is None and not whole and len(head) <= _HEAD_LIMIT:
                 return
-            self._emit(match.group(1).decode() if match else None)
+            self._emit(match.group(1).decode() if match else _whole_id(head) if whole else None)
 
     def _emit(self, found: str | None) -> None:
         self._done, self._head = True, b""
