@@ -4,7 +4,7 @@ and admin apps in front of it (real Postgres, Redis, keystore), keys issued thro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from openai import AsyncOpenAI
 
 from keystore import KeystoreSettings
+
 from proxy.app import create_admin_app, create_app
 from proxy.config import AdminConfig, Config, ModelPrice, PostgresConfig, ProviderConfig, RedisConfig
 from proxy.metering.meter import Meter
@@ -51,13 +52,13 @@ class Recorder:
     async def answer(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         self.received.append(body)
-        model, kind = body["model"], request.path.rsplit("/", 1)[-1]
+        model, kind = body["model"], request.path.split("/")[2]  # chat, completions or embeddings
         if body.get("stream"):
             asked = (body.get("stream_options") or {}).get("include_usage") is True and self.mode != "no_usage"
-            events = (chat_events if kind == "completions" and "chat" in request.path else completion_events)(
-                model, with_usage=asked)
-            return await self._stream(request, events)
-        raw = {"chat": chat_body, "embeddings": embeddings_body}.get(request.path.split("/")[2], completion_body)(model)
+            events = chat_events if kind == "chat" else completion_events
+            return await self._stream(request, events(model, with_usage=asked))
+        answers: dict[str, Callable[[str], bytes]] = {"chat": chat_body, "embeddings": embeddings_body}
+        raw = answers.get(kind, completion_body)(model)
         if self.mode == "no_usage":
             raw = orjson.dumps({k: v for k, v in orjson.loads(raw).items() if k != "usage"})
         self.sent.append(raw)

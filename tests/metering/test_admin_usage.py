@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from keystore.usage import UsageRow
+
 from tests.metering.conftest import Stack
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from keystore.usage import UsageRow
+
 from tests.metering.conftest import ADMIN_TOKEN, Stack
 
 

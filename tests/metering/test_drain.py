@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.metering.conftest import CHAT, PRICES, Recorder
-from tests.procs import ADMIN_TOKEN, provider, serving, write_config
+from tests.support.procs import ADMIN_TOKEN, provider, serving, write_config
 
 pytestmark = pytest.mark.slow
 GUARD = 30.0  # seconds: against hanging, never a timing assertion

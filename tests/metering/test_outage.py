@@ -16,10 +16,10 @@ import pytest
 
 from keystore import Actor, KeyStore, StorageUnavailable
 from keystore.usage import UsageDatabase, UsageRow
+
 from proxy.metering.aggregate import Aggregator
 from proxy.metering.usage import Usage
-from tests.conftest import StoreFactory
-from tests.support import TcpGate
+from tests.support import StoreFactory, TcpGate
 
 ONE = Usage(input_tokens=10, output_tokens=5, cached_input_tokens=2)
 

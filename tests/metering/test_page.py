@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from keystore.usage import UsageRow
+
 from tests.metering.conftest import ADMIN_TOKEN, CHAT, Stack
 
 CHROMIUM = "/usr/bin/chromium"

@@ -45,12 +45,12 @@ async def test_no_usage_reported(stack: Stack, recorder: Recorder, stream: bool)
 async def test_client_gone_mid_stream(stack: Stack, recorder: Recorder) -> None:
     recorder.mode = "hold"
     key, key_id = await stack.issue()
-    async with aiohttp.ClientSession() as session:
-        async with session.post(stack.proxy.make_url("/v1/chat/completions"), json=CHAT_BODY | {"stream": True},
-                                headers={"Authorization": f"Bearer {key}"}) as r:
-            assert (await r.content.readany()).startswith(b"data: ")
-            await recorder.holding.wait()
-        # leaving the block closes the connection mid-stream
+    async with aiohttp.ClientSession() as session, session.post(
+            stack.proxy.make_url("/v1/chat/completions"), json=CHAT_BODY | {"stream": True},
+            headers={"Authorization": f"Bearer {key}"}) as r:
+        assert (await r.content.readany()).startswith(b"data: ")
+        await recorder.holding.wait()
+    # leaving the block closed the connection mid-stream
     await eventually(lambda: unmetered(stack, "client_gone") == 1)
     total = (await stack.usage(key_id))["total"]
     assert (total["requests"], total["unmetered_requests"]) == (1, 1)
