@@ -86,7 +86,7 @@ class KeyStore:
                                   instance_id=instance_id or uuid.uuid4().hex[:12], timer=timer,
                                   pg_time=self._clock.time, seal=self._seal)
         self._auth = Authenticator(self._db, self._local, self._records, self._hasher, self._bus, settings,
-                                   timer=timer, pg_time=self._clock.time, hooks=self._hooks)
+                                   timer=timer, pg_clock=self._clock, hooks=self._hooks)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------------

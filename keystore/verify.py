@@ -12,8 +12,8 @@ Order of work for one presented key:
    cache.RedisCache), else Postgres (single-flighted per key id), then argon2 on the thread pool, one
    verification at a time per key id so a flood of wrong secrets for one id cannot take every thread,
    with turns handed round-robin across clients so that flood cannot lock the key's holder out.
-5. The answer is judged on Postgres time (`pg_time`: the local clock corrected by the measured
-   offset); a revoked key is refused whatever any clock says.
+5. The answer is judged on Postgres time (the local clock plus the measured offset, `ClockSync`);
+   a revoked key is refused whatever any clock says.
 
 Every fill of a cache is guarded: the Redis write is compare-and-set on the record version, and the
 in-process write is refused when an eviction for a newer version, or a flush, happened meanwhile.
@@ -22,22 +22,22 @@ in-process write is refused when an eviction for a newer version, or a flush, ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 
 from . import keygen
 from .cache import Entry, LocalCache, RedisCache
+from .clock import ClockSync
 from .errors import ExpiredKey, RateLimited, RevokedKey, StorageUnavailable, UnknownKey
 from .hashing import Hasher
 from .models import ApiKey, AuthStats, StoredKey
 from .pg import Database
 from .revocation import RevocationBus
 from .settings import KeystoreSettings
+from .turns import TurnTable
 
 log = logging.getLogger(__name__)
 K = TypeVar("K")
@@ -77,13 +77,13 @@ class _SingleFlight(Generic[K, V]):
 class Authenticator:
     def __init__(self, db: Database, local: LocalCache, records: RedisCache, hasher: Hasher,
                  bus: RevocationBus, settings: KeystoreSettings, *, timer: Callable[[], float],
-                 pg_time: Callable[[], float], hooks: Hooks) -> None:
+                 pg_clock: ClockSync, hooks: Hooks) -> None:
         self._db, self._local, self._records, self._hasher = db, local, records, hasher
         self._bus, self._s, self._timer, self._hooks = bus, settings, timer, hooks
-        self._pg_time = pg_time
+        self._pg_clock = pg_clock  # `timer` is its local clock: Postgres time is `timer() + offset`
         self._verifying: _SingleFlight[bytes, StoredKey] = _SingleFlight()
         self._loading: _SingleFlight[tuple[str, bool], StoredKey | None] = _SingleFlight()
-        self._turns = _TurnTable()
+        self._turns = TurnTable()
         self._failures: TTLCache[tuple[str, str], int] = TTLCache(
             100_000, settings.failure_window_seconds, timer=timer)
         self.last_used: dict[str, float] = {}
@@ -98,7 +98,7 @@ class Authenticator:
         entry = self._local.get(digest)
         if entry is not None and now - entry.verified_at <= self._trust_window():
             self.stats.local_hits += 1
-            return self._admit(entry.stored.key, entry.until, self._pg_time())
+            return self._admit(entry.stored.key, entry.until, now + self._pg_clock.offset)
         key_id, secret = keygen.parse(presented)
         self.stats.local_misses += 1
         if entry is not None:
@@ -106,7 +106,7 @@ class Authenticator:
         else:
             self._refuse_known_bad(digest, key_id, client)
             stored = await self._verifying.run(digest, lambda: self._verify_cold(digest, key_id, secret, client))
-        return self._admit(stored.key, stored.key.usable_until(), self._pg_time())
+        return self._admit(stored.key, stored.key.usable_until(), self._pg_clock.time())
 
     def _trust_window(self) -> float:
         return self._s.cache_ttl_seconds if self._bus.up else self._s.stale_bound_seconds
@@ -196,85 +196,3 @@ class Authenticator:
         if stored is not None and self._timer() - started <= self._s.fill_max_age_seconds:
             await self._records.put(stored)
         return stored
-
-
-class _Turns:
-    """One argon2 verification at a time for one key id, turns handed round-robin across clients.
-
-    A client's waiting requests form its own queue; each turn goes to the next client in line, so a
-    request waits for at most one verification per other client waiting, however many requests those
-    clients queued. Other clients' wrong secrets can slow the rightful holder of a key, never lock
-    them out (issue 12, case 4).
-    """
-
-    def __init__(self) -> None:
-        self.busy = False
-        self.queues: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
-
-    def waiting(self, client: str) -> int:
-        return len(self.queues.get(client, ()))
-
-    async def acquire(self, client: str) -> None:
-        if not self.busy:
-            self.busy = True
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queues.setdefault(client, deque()).append(turn)
-        try:
-            await turn
-        except BaseException:
-            if turn.done() and not turn.cancelled():
-                self.release()  # granted and cancelled in the same breath: pass the turn on
-            else:
-                self._drop(client, turn)
-            raise
-
-    def _drop(self, client: str, turn: asyncio.Future[None]) -> None:
-        queue = self.queues.get(client)
-        if queue is not None and turn in queue:
-            queue.remove(turn)
-            if not queue:
-                del self.queues[client]
-
-    def release(self) -> None:
-        while self.queues:
-            client, queue = next(iter(self.queues.items()))
-            turn = queue.popleft()
-            del self.queues[client]
-            if queue:
-                self.queues[client] = queue  # back of the line
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self.busy = False
-
-    @property
-    def idle(self) -> bool:
-        return not self.busy and not self.queues
-
-
-class _TurnTable:
-    """`_Turns` per key id, dropped when idle."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[str, _Turns] = {}
-
-    def waiting(self, key_id: str, client: str) -> int:
-        turns = self._by_id.get(key_id)
-        return 0 if turns is None else turns.waiting(client)
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key_id: str, client: str) -> AsyncIterator[None]:
-        turns = self._by_id.setdefault(key_id, _Turns())
-        try:
-            await turns.acquire(client)
-        except BaseException:
-            if turns.idle:
-                self._by_id.pop(key_id, None)
-            raise
-        try:
-            yield
-        finally:
-            turns.release()
-            if turns.idle:
-                self._by_id.pop(key_id, None)
