@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from keystore import KeyLimits
 
 from proxy.limits.answers import Levels
+from proxy.limits.batch import ScriptBatch
 from proxy.limits.scripts import ADMIT, RENEW, SEED, SETTLE, layout
 
 MONTH_TTL_SECONDS = 3600  # this month's spend stays in Redis this long after the key's last request
@@ -63,6 +64,7 @@ class SharedCounters:
     def __init__(self, redis: Redis | RedisCluster, namespace: str, lease_seconds: float) -> None:
         self._ns = namespace
         self._lease_ms = int(lease_seconds * 1000)
+        self._calls = ScriptBatch(redis)  # admits and settles of one loop turn share a round trip
         self._admit = redis.register_script(ADMIT)
         self._settle = redis.register_script(SETTLE)
         self._renew = redis.register_script(RENEW)
@@ -75,7 +77,7 @@ class SharedCounters:
                 limits.max_concurrent_requests or 0, limits.tokens_per_month or 0, _micro(limits.usd_per_month),
                 tokens, micro_usd, lease, self._lease_ms, carry.requests, carry.tokens, carry.month_tokens,
                 carry.micro_usd, "1" if probe else "0", MONTH_TTL_SECONDS]
-        r = await self._admit(keys=[k.rpm, k.tpm, k.conc, k.month], args=args)
+        r = await self._calls.call(self._admit, [k.rpm, k.tpm, k.conc, k.month], args)
         levels = Levels(_int(r[3]), _int(r[4]), _int(r[5]), _int(r[6]))
         return Verdict(_int(r[0]), _int(r[1]), _int(r[2]), levels, _int(r[7]), _int(r[8]), _int(r[9]))
 
@@ -85,7 +87,8 @@ class SharedCounters:
     async def settle(self, key_id: str, tpm: int, token_delta: int, micro_usd_delta: int, lease: str,
                      month: int) -> None:
         k = layout(self._ns, key_id)
-        await self._settle(keys=[k.tpm, k.conc, k.month], args=[tpm, token_delta, micro_usd_delta, lease, month])
+        args = [tpm, token_delta, micro_usd_delta, lease, month]
+        await self._calls.call(self._settle, [k.tpm, k.conc, k.month], args)
 
     async def renew(self, key_id: str, leases: list[str]) -> None:
         await self._renew(keys=[layout(self._ns, key_id).conc], args=[self._lease_ms, *leases])
