@@ -3,16 +3,18 @@ metrics), never as a silent zero; what was known is still charged."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.gateway.styles.usage import ANTHROPIC_USAGE
 from proxy.gateway.tap import Outcome
 from proxy.metering.parsers import UsageState
 from proxy.metering.tap import Metered, MeteringTap
-from proxy.metering.usage import Unmetered, Usage
+from proxy.metering.usage import Price, Unmetered, Usage
 from proxy.state import METRICS
 from tests.metering.conftest import CHAT, Recorder, Stack
 from tests.support import eventually
@@ -91,3 +93,15 @@ def test_refused_before_the_provider_is_not_counted() -> None:
     tap = MeteringTap(StartsWithInput(), strip=False, price=None, record=recorded.append)
     tap.on_end(Outcome.NOT_SENT)
     assert recorded == [] and tap.result is None
+
+
+def test_client_gone_from_an_anthropic_stream_is_charged_its_announced_input() -> None:
+    recorded: list[Metered] = []
+    tap = MeteringTap(ANTHROPIC_USAGE, strip=False, price=Price(Decimal(3), Decimal(15)), record=recorded.append)
+    tap.on_start(200, CIMultiDictProxy(CIMultiDict({"Content-Type": "text/event-stream", "request-id": "req_1"})))
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+             b'"usage":{"input_tokens":25,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n')
+    assert tap.on_chunk(start) is start
+    tap.on_end(Outcome.CLIENT_GONE)
+    assert recorded == [Metered(Usage(input_tokens=30, output_tokens=1, cached_input_tokens=5), Unmetered.CLIENT_GONE,
+                                Decimal("0.000105"), "req_1")]
