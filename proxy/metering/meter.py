@@ -54,6 +54,7 @@ class Meter:
         self.db = aggregator.db  # the admin API reads the rollups through it
         self._prices = prices_of(providers)
         aggregator.on_drop = self.dropped
+        self._children: dict[str, tuple[Any, Any, Any, Any, Any]] = {}
 
     def tap(self, request: web.Request, key_id: str, provider: str, model: str, full: str, fmt: UsageFormat, *,
             strip: bool) -> MeteringTap:
@@ -67,17 +68,30 @@ class Meter:
     def record(self, key_id: str, provider: str, full: str, metered: Metered) -> None:
         usage = metered.usage
         self.aggregator.add(key_id, full, self.clock.time(), usage, metered.usd, unmetered=metered.reason is not None)
-        m = self.metrics
-        m.requests.labels(provider, full).inc()
-        for kind, value in (("input", usage.input_tokens), ("cached_input", usage.cached_input_tokens),
-                            ("output", usage.output_tokens)):
-            if value:
-                m.tokens.labels(provider, full, kind).inc(value)
+        requests, input_, cached, output, usd = self._series(provider, full)
+        requests.inc()
+        if usage.input_tokens:
+            input_.inc(usage.input_tokens)
+        if usage.cached_input_tokens:
+            cached.inc(usage.cached_input_tokens)
+        if usage.output_tokens:
+            output.inc(usage.output_tokens)
         if metered.usd:
-            m.usd.labels(provider, full).inc(float(metered.usd))
+            usd.inc(float(metered.usd))
         if metered.reason is not None:
-            m.unmetered.labels(provider, metered.reason.value).inc()
-        m.cells.set(self.aggregator.cells)
+            self.metrics.unmetered.labels(provider, metered.reason.value).inc()
+        self.metrics.cells.set(self.aggregator.cells)
+
+    def _series(self, provider: str, full: str) -> tuple[Any, Any, Any, Any, Any]:
+        """The labelled series of one model, looked up once (`labels()` locks and builds a key per call)."""
+        found = self._children.get(full)
+        if found is None:
+            m = self.metrics
+            found = self._children[full] = (
+                m.requests.labels(provider, full), m.tokens.labels(provider, full, "input"),
+                m.tokens.labels(provider, full, "cached_input"), m.tokens.labels(provider, full, "output"),
+                m.usd.labels(provider, full))
+        return found
 
     def dropped(self, usage: Usage) -> None:
         self.metrics.dropped_requests.inc(usage.requests)
