@@ -24,6 +24,7 @@ from proxy.metering.usage import Usage, openai_usage
 
 log = logging.getLogger(__name__)
 NEEDLE = b'"usage"'
+_NULL_USAGE = b'"usage":null'
 MAX_EVENT_BYTES = 1024 * 1024  # an event longer than this is passed on unread (and counted unreadable)
 _TAIL_BYTES = 16 * 1024  # how much of a non-streamed answer's end is kept (by reference) to find its usage
 _SPACE = b" \t\r\n"
@@ -179,8 +180,8 @@ class SseParser:
     def feed(self, chunk: bytes) -> bytes:
         if self._gave_up:
             return chunk
-        if not self._tail and NEEDLE not in chunk and chunk.endswith(b"\n\n"):
-            return chunk  # the usual chunk: whole events, no usage in them
+        if not self._tail and chunk.endswith(b"\n\n") and chunk.count(NEEDLE) == chunk.count(_NULL_USAGE):
+            return chunk  # the usual chunk: whole events, no usage in them (or `"usage":null`, once asked)
         data = self._tail + chunk if self._tail else chunk
         cut = _last_boundary(data)
         complete, self._tail = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
