@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from proxy.state import LIFECYCLE
-from tests.admin.conftest import AdminStack
+from tests.support.admin import AdminStack
 
 
 async def test_health_on_the_admin_port(anon: TestClient) -> None:

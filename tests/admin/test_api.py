@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.admin.conftest import MODELS, AdminStack, Client, create, expect
+from tests.support.admin import MODELS, AdminStack, Client, create, expect
 
 KEY_FIELDS = {"id", "name", "account", "hint", "created_at", "expires_at", "last_used_at", "revoked_at",
               "status", "allowed_models", "allowed_providers", "rotated_from", "limits", "usage_this_month"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.admin.conftest import Client, create, expect
+from tests.support.admin import Client, create, expect
 
 UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 

@@ -12,8 +12,8 @@ import pytest
 from multidict import CIMultiDict
 
 from proxy.admin.api import _digest, match_token
-from tests.admin.conftest import ADMIN_TOKEN, CI_TOKEN, Client, error_of, expect
-from tests.procs import write_config
+from tests.support.admin import ADMIN_TOKEN, CI_TOKEN, Client, error_of, expect
+from tests.support.procs import write_config
 
 ROUTES = [("POST", "/admin/keys"), ("GET", "/admin/keys"), ("GET", "/admin/keys/AAAAAAAAAAAA"),
           ("PATCH", "/admin/keys/AAAAAAAAAAAA"), ("POST", "/admin/keys/AAAAAAAAAAAA/revoke"),

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.admin.conftest import ADMIN_TOKEN, AdminStack
-from tests.procs import free_port
+from tests.support.admin import ADMIN_TOKEN, AdminStack
+from tests.support.procs import free_port
 
 
 @dataclass

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from proxy.runtime.demo import create_demo_app
-from tests.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

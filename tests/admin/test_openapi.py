@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, start_serve, write_config
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, start_serve, write_config
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,

@@ -10,7 +10,7 @@ import pytest
 
 from proxy.admin import openapi, page, rules, wire
 from proxy.cli import keys as cli_keys
-from tests.admin.conftest import Client, create, error_of, expect
+from tests.support.admin import Client, create, error_of, expect
 
 EDGES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     # (rule, a body at the edge: 201, a body one step past it: 400 naming the rule's field)

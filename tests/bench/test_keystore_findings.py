@@ -7,8 +7,7 @@ import pytest
 from keystore import Actor, KeystoreError
 
 from bench.keys import wrong_secret
-from tests.conftest import StoreFactory
-from tests.support import FakeClock
+from tests.support import FakeClock, StoreFactory
 
 ACTOR = Actor("bench-test")
 

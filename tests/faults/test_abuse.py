@@ -7,7 +7,8 @@ import asyncio
 
 import aiohttp
 
-from tests.faults.conftest import CHAT, GUARD, Client, Cluster, forged, metric, scrape
+from tests.support import forged
+from tests.support.faults import CHAT, GUARD, Client, Cluster, metric, scrape
 
 THRESHOLD = 5
 ROUNDS, CONCURRENCY = 10, 8

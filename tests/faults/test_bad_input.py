@@ -8,8 +8,8 @@ import gzip
 import orjson
 import pytest
 
-from tests.fakes import FakeProvider
-from tests.faults.conftest import CHAT, Client, Cluster
+from tests.support.fakes import FakeProvider
+from tests.support.faults import CHAT, Client, Cluster
 
 LIMIT = 64 * 1024
 CHAT_BODY = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.fakes import FakeProvider, canned, stalling
-from tests.faults.conftest import CHAT, GUARD, Client, Cluster, metric, scrape
-from tests.procs import free_port
+from tests.support.fakes import FakeProvider, canned, stalling
+from tests.support.faults import CHAT, GUARD, Client, Cluster, metric, scrape
+from tests.support.procs import free_port
 
 FAST = {"first_byte_timeout_seconds": 1.0, "idle_timeout_seconds": 1.0, "connect_timeout_seconds": 1.0}
 STREAM = {"model": "demo/echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

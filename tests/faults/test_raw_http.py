@@ -1,6 +1,6 @@
 """Raw bytes against a real `tokenhub serve`: request-smuggling shapes, control characters and keys in
 broken header lines, `Connection:` naming the headers the proxy sets itself. aiohttp's C parser refuses
-the smuggling shapes; proxy/protocol.py makes that 400 the error shape and keeps the raw line (and any
+the smuggling shapes; proxy/runtime/protocol.py makes that 400 the error shape and keeps the raw line (and any
 key in it) out of the body and the log."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.fakes import FakeProvider
-from tests.faults.conftest import PROVIDER_ENV, Client, Cluster, body_of, raw_request, status_of
+from tests.support.fakes import FakeProvider
+from tests.support.faults import PROVIDER_ENV, Client, Cluster, body_of, raw_request, status_of
 
 BODY = b'{"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}'
 

@@ -1,5 +1,5 @@
 """Slow clients against a real `tokenhub serve`: a request head trickling in is cut after
-header_timeout_seconds (aiohttp has no such timeout of its own: proxy/protocol.py); a body trickling in
+header_timeout_seconds (aiohttp has no such timeout of its own: proxy/runtime/protocol.py); a body trickling in
 gets 408 after body_timeout_seconds, and the connection closes (after aiohttp's lingering read of
 at most 10 s). Neither ever reaches, or holds a connection to, the provider."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.fakes import FakeProvider
-from tests.faults.conftest import GUARD, Client, Cluster, body_of, status_of
+from tests.support.fakes import FakeProvider
+from tests.support.faults import GUARD, Client, Cluster, body_of, status_of
 
 SLOW = {"header_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}
 

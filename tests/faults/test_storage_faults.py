@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from keystore import names
 
-from tests.faults.conftest import GUARD, Client, Cluster, FreezableGate, metric, scrape
-from tests.procs import ServeProcess
 from tests.support import TcpGate
+from tests.support.faults import GUARD, Client, Cluster, metric, scrape
+from tests.support.procs import ServeProcess
 
 
 async def until(check: Any, timeout: float = GUARD) -> None:
@@ -115,7 +115,7 @@ async def test_revoked_key_is_never_served_during_an_outage(cut: str, cluster: C
 
 
 async def test_redis_frozen_no_request_hangs_and_revokes_still_land(
-        cluster: Cluster, client: Client, redis_gate: FreezableGate) -> None:
+        cluster: Cluster, client: Client, redis_gate: TcpGate) -> None:
     edge = await cluster.start(redis=redis_gate)  # its Redis hangs: connections open, no answers
     other = await cluster.start()
     (warm, _), (cold, _), (doomed, doomed_id) = [await client.issue(other, n) for n in ("warm", "cold", "doomed")]

@@ -15,9 +15,9 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.fakes import FakeProvider
-from tests.faults.conftest import CHAT, GUARD, Client, Cluster, scrape
-from tests.procs import ServeProcess
+from tests.support.fakes import FakeProvider
+from tests.support.faults import CHAT, GUARD, Client, Cluster, scrape
+from tests.support.procs import ServeProcess
 from tests.upstreams import SSE, drops_after, endless, sse_chunks
 
 STREAM = {"model": "demo/echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

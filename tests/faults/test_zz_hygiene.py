@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.faults.conftest import CHAT, Client, Cluster, Hygiene, forged, raw_request, scrape, status_of
+from tests.support import forged
+from tests.support.faults import CHAT, Client, Cluster, Hygiene, raw_request, scrape, status_of
 
 
 async def tempt(cluster: Cluster, client: Client, hygiene: Hygiene) -> None:

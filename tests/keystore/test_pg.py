@@ -7,7 +7,7 @@ import asyncpg
 
 from keystore import migrate
 
-from tests.conftest import PG_OPTIONS
+from tests.support import PG_OPTIONS
 
 
 async def test_concurrent_migrations_apply_once(database_url, migrated) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.ops.conftest import Demo, admin_call, refused, wait_until
-from tests.procs import ServeProcess, serving
+from tests.support.ops import Demo, admin_call, refused, wait_until
+from tests.support.procs import ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 WORDS = "one two three four five"

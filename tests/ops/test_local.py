@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from proxy.runtime.local import pick_ports
-from tests.ops.conftest import refused
+from tests.support.ops import refused
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 
 from keystore import keygen
-from tests.ops.conftest import admin_call, chat, sample, scrape, wait_until
-from tests.procs import ServeProcess, serving
+
+from tests.support.ops import admin_call, chat, sample, scrape, wait_until
+from tests.support.procs import ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 CHAT = "/v1/chat/completions"

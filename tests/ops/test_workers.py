@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.ops.conftest import admin_call, chat, refused, sample, scrape, wait_until
-from tests.procs import ServeProcess, serving
+from tests.support.ops import admin_call, chat, refused, sample, scrape, wait_until
+from tests.support.procs import ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 

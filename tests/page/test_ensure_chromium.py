@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.page.conftest import CHROMIUM
+from tests.support.page import CHROMIUM
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "ensure-chromium.sh"
 

@@ -6,7 +6,7 @@ import re
 
 from playwright.async_api import expect
 
-from tests.page.conftest import ADMIN_TOKEN, Stack, Tab
+from tests.support.page import ADMIN_TOKEN, Stack, Tab
 
 
 async def test_sign_in_keeps_the_token_in_session_storage_only(tab: Tab) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import expect
 
-from tests.page.conftest import OpenTab, Providers, Stack, StartStack, Tab
+from tests.support.page import OpenTab, Providers, Stack, StartStack, Tab
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "deploy" / "screenshots"
 PRODUCT_PROVIDERS: Providers = (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from proxy.admin import page
-from tests.page.conftest import Stack
+from tests.support.page import Stack
 
 FORBIDDEN_IN_CSP = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
 

@@ -4,8 +4,7 @@ OpenAI SDK clients pointed at the proxy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -14,32 +13,26 @@ from aiohttp.test_utils import TestClient
 from openai import AsyncOpenAI
 
 from keystore import Actor, KeyStore, KeystoreSettings
+
 from proxy.app import create_app
-from proxy.config import Config, PostgresConfig, ProviderConfig, RedisConfig, ServerConfig, UpstreamConfig
+from proxy.config import Config
 from proxy.state import KEYSTORE
-from tests.fakes import FakeProvider
 from tests.support import FakeClock
+from tests.support.fakes import FakeProvider
+from tests.support.proxy import (
+    DEMO_MODELS,
+    PROVIDER_KEY,
+    IssueKey,
+    proxy_config,
+)
 
-PROVIDER_KEY = "sk-provider-secret-0123456789"
-DEMO_MODELS = ("echo", "echo-mini", "embed-small")
-
-
-def proxy_config(database_url: str, redis_url: str, settings: KeystoreSettings, provider_url: str,
-                 **overrides: Any) -> Config:
-    """Two providers behind the same fake: `demo` (with a credential) and `open` (without)."""
-    providers = (
-        ProviderConfig(name="demo", base_url=provider_url, models=DEMO_MODELS, api_key_env="DEMO_KEY",
-                       api_key=PROVIDER_KEY),
-        ProviderConfig(name="open", base_url=provider_url, models=("echo",)),
-    )
-    config = Config(
-        postgres=PostgresConfig(dsn=database_url, timeout_seconds=2.0, connect_timeout_seconds=2.0),
-        redis=RedisConfig(url=redis_url, namespace=settings.namespace, timeout_seconds=1.0,
-                          connect_timeout_seconds=1.0),
-        keystore=settings, providers=providers, aliases={"chat": "demo/echo"},
-        server=ServerConfig(max_body_bytes=64 * 1024), upstream=UpstreamConfig(),
-    )
-    return replace(config, **overrides)
+# old import paths: import these from tests.support.proxy
+__all__ = [
+    "DEMO_MODELS",
+    "PROVIDER_KEY",
+    "IssueKey",
+    "proxy_config",
+]
 
 
 @pytest.fixture
@@ -62,9 +55,6 @@ def config(database_url: str, redis_url: str, settings: KeystoreSettings, provid
 async def proxy(aiohttp_client: Any, pool: asyncpg.Pool, config: Config, clock: FakeClock) -> TestClient:
     """The proxy app under test (`pool` migrates and truncates the test database first)."""
     return await aiohttp_client(create_app(config, clock=clock))
-
-
-IssueKey = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from keystore import Actor, keygen
 from proxy.app import create_app
 from proxy.config import Config, PostgresConfig
 from proxy.state import KEYSTORE
-from tests.fakes import FakeProvider
-from tests.procs import free_port
-from tests.proxy.conftest import IssueKey
 from tests.support import FakeClock, forged
+from tests.support.fakes import FakeProvider
+from tests.support.procs import free_port
+from tests.support.proxy import IssueKey
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]

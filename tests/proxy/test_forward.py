@@ -8,8 +8,8 @@ from collections.abc import Callable
 from aiohttp.test_utils import TestClient
 from openai import AsyncOpenAI, Omit
 
-from tests.fakes import FakeProvider, canned
-from tests.proxy.conftest import PROVIDER_KEY, IssueKey
+from tests.support.fakes import FakeProvider, canned
+from tests.support.proxy import PROVIDER_KEY, IssueKey
 
 SDK = Callable[..., AsyncOpenAI]
 USER = [{"role": "user", "content": "hello from the test"}]

@@ -7,8 +7,8 @@ from aiohttp.test_utils import TestClient
 
 from proxy.app import create_app
 from proxy.state import KEYSTORE, LIFECYCLE
-from tests.proxy.conftest import proxy_config
 from tests.support import TcpGate, eventually, gated_url
+from tests.support.proxy import proxy_config
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.fakes import FakeProvider, canned, stalling
-from tests.procs import free_port
-from tests.support import FakeClock
-
 from proxy.app import create_app
 from proxy.config import Config
+from tests.support import FakeClock
+from tests.support.fakes import FakeProvider, canned, stalling
+from tests.support.procs import free_port
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "demo/echo", "messages": [{"role": "user", "content": "one two three"}]}

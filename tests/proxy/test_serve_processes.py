@@ -11,9 +11,10 @@ import aiohttp
 import pytest
 
 from keystore import Actor, KeyStore, keygen
-from tests.conftest import StoreFactory
-from tests.fakes import FakeProvider
-from tests.procs import ServeProcess, provider, run_migrate, serving, write_config
+
+from tests.support import StoreFactory
+from tests.support.fakes import FakeProvider
+from tests.support.procs import ServeProcess, provider, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow
 PROVIDER_ENV = {"DEMO_KEY": "sk-provider-secret-for-processes"}

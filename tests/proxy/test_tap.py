@@ -18,14 +18,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from tests.fakes import FakeProvider, canned
-from tests.procs import free_port
-from tests.upstreams import drops_after, late_eof, sse_chunks
-
 from proxy.config import UpstreamConfig
 from proxy.errors import error_mw
 from proxy.gateway.relay import relay
 from proxy.gateway.tap import Outcome
+from tests.support.fakes import FakeProvider, canned
+from tests.support.procs import free_port
+from tests.upstreams import drops_after, late_eof, sse_chunks
 
 STREAM = b'{"model": "echo", "stream": true, "messages": [{"role": "user", "content": "a b c"}]}'
 WHOLE = b'{"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}'

@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible provider for tests: the real demo app (proxy/demo.py), wrapped to record
+"""A fake OpenAI-compatible provider for tests: the real demo app (proxy/runtime/demo.py), wrapped to record
 every request it received, to hold a stream after its first chunk, to notice when it is cancelled, and
 to answer with a canned response when a test needs a particular upstream behaviour."""
 
