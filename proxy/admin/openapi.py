@@ -71,10 +71,11 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
             "name": {"type": "string"}, "api": {"type": "string", "enum": list(API_STYLES)},
             "models": {"type": "array", "items": {"type": "string"}}})}}),
         "CreateKey": _obj({"name": rules.schema("name"), "account": rules.schema("account"),
-                           "expires_at": _NULLABLE_TIME} | restrictions, required=["name"]),
+                           "expires_at": _NULLABLE_TIME, "limits": rules.schema("limits")} | restrictions,
+                          required=["name"]),
         "UpdateKey": _obj({"name": rules.schema("name"),
-                           "expires_at": {**_NULLABLE_TIME, "description": "null clears it."}}
-                          | restrictions, required=[], minProperties=1),
+                           "expires_at": {**_NULLABLE_TIME, "description": "null clears it."},
+                           "limits": rules.schema("limits")} | restrictions, required=[], minProperties=1),
         "RotateKey": _obj({"grace_seconds": rules.schema("grace_seconds")}, required=[]),
     } | usage.OPENAPI_SCHEMAS
 

@@ -10,7 +10,6 @@ Plain data and pure functions only: no aiohttp, no I/O.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,14 +44,9 @@ MAX_LIST = 1000  # restriction entries; more than any real config has models
 MAX_QUERY_VALUE = 256  # characters of one query parameter
 AUDIT_ACTIONS = ("key.create", "key.update", "key.revoke", "key.rotate")
 
-_ACCOUNT_RE = re.compile(ACCOUNT_FORMAT)
 # The same rule as the keystore's name check, as an ECMA regex for JSON Schema: at least one character
 # that is neither whitespace nor a control character, and no control character anywhere.
 _NAME_PATTERN = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
-
-
-def account_ok(value: str) -> bool:
-    return _ACCOUNT_RE.fullmatch(value) is not None
 
 
 def _range_schema(r: Range, type_: str) -> dict[str, Any]:

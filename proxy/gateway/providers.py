@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keystore import ApiKey
-
 from proxy.config import ProviderConfig
 from proxy.gateway.styles import Endpoint, Style, served_families, style_of
 
@@ -48,9 +46,6 @@ class ProviderTable:
 
     def routes(self) -> list[Route]:
         return list(self._routes.values())
-
-    def allowed_routes(self, key: ApiKey) -> list[Route]:
-        return [r for r in self._routes.values() if key.allows(r.provider.name, r.full)]
 
     def knows_model(self, full: str) -> bool:
         return full in self._routes

@@ -207,12 +207,3 @@ async def start_demo(host: str = "127.0.0.1", port: int = 0, **options: Any) -> 
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner, int(runner.addresses[0][1])
-
-
-async def run_demo(host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve the demo provider until cancelled."""
-    runner, _ = await start_demo(host, port, **options)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

@@ -25,13 +25,13 @@ class Lifecycle:
     __slots__ = ("_draining", "_started")
 
     def __init__(self) -> None:
-        self._started = asyncio.Event()
+        self._started = False
         self._draining = False
 
     @property
     def started(self) -> bool:
         """True once Postgres, Redis and the revocation feed have all been up (a later outage is degraded)."""
-        return self._started.is_set()
+        return self._started
 
     @property
     def draining(self) -> bool:
@@ -39,15 +39,12 @@ class Lifecycle:
         return self._draining
 
     def mark_started(self) -> None:
-        if not self._started.is_set():
+        if not self._started:
             log.info("every dependency is up: started")
-        self._started.set()
+        self._started = True
 
     def drain(self) -> None:
         self._draining = True
-
-    async def wait_started(self) -> None:
-        await self._started.wait()
 
 
 async def dependencies(store: KeyStore) -> dict[str, bool]:
