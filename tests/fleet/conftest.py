@@ -88,6 +88,25 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
         await asyncio.sleep(0.1)
 
 
+async def refused_by_both(http: aiohttp.ClientSession, a: ServeProcess, b: ServeProcess, key: str) -> None:
+    assert [await chat(http, p, key) for p in (a, b)] == [401, 401]
+
+
+async def refused_as_answered(http: aiohttp.ClientSession, a: ServeProcess, b: ServeProcess, key: str,
+                               answer: dict[str, object]) -> None:
+    """What the revoke's answer promises: every instance it reports as confirmed refuses the key at once;
+    one it could not reach (the feed is down mid-failover) refuses it within the change-log poll, and
+    from then on."""
+    if answer["propagation"]["confirmed"] == 2:  # type: ignore[index]
+        await refused_by_both(http, a, b, key)
+        return
+
+    async def refused() -> bool:
+        return [await chat(http, p, key) for p in (a, b)] == [401, 401]
+    await eventually(refused, "refused by both within the change-log poll", timeout=10)
+    await refused_by_both(http, a, b, key)
+
+
 @dataclass
 class Traffic:
     """Clients sending chat requests with one key to every instance until stopped; records each
