@@ -20,7 +20,7 @@ class LimitsConfig:
     # Redis unreachable: "local" (each instance enforces 1/fallback_instances of every limit), "open"
     # (admit, count nothing), "closed" (refuse limited keys with 503).
     fallback: str = "local"
-    fallback_instances: int = 1  # the fleet size to split limits by while Redis is down
+    fallback_instances: int = 1  # proxy processes (instances x workers) to split limits by while Redis is down
     retry_redis_seconds: float = 1.0  # after a Redis failure, use the fallback this long before retrying
 
     def problems(self) -> list[str]:
