@@ -85,7 +85,7 @@ class ClusterFeed:
 
 class _Unready(PubSub):
     def __init__(self, cluster: RedisCluster) -> None:
-        super().__init__(connection_pool=None)  # type: ignore[arg-type]
+        super().__init__(connection_pool=None, encoder=cluster.encoder)  # type: ignore[arg-type]
         self._cluster = cluster
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> None:
