@@ -13,23 +13,27 @@ from aiohttp import web
 from keystore import UsageDatabase
 
 from proxy.limits.answers import add_rate_headers
-from proxy.limits.limiter import Limiter
+from proxy.limits.limiter import Limiter, MonthUsage
 from proxy.runtime.resources import create_pool, redis_clients
 from proxy.state import CONFIG, LIMITER, METRICS
 
 
-async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    redis, feed = redis_clients(config)
-    pool = await create_pool(config)
-    usage = UsageDatabase(pool, timeout=config.postgres.timeout_seconds)
-
+def month_usage_from(usage: UsageDatabase) -> MonthUsage:
+    """A key's spend since the start of a month (tokens, micro-USD), read from metering's rollups."""
     async def month_usage(key_id: str, start: datetime) -> tuple[int, int]:
         totals = (await usage.totals_since([key_id], start)).get(key_id)
         if totals is None:
             return 0, 0
         return totals.input_tokens + totals.output_tokens, round(totals.usd * 1_000_000)
 
+    return month_usage
+
+
+async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    redis, feed = redis_clients(config)
+    pool = await create_pool(config)
+    month_usage = month_usage_from(UsageDatabase(pool, timeout=config.postgres.timeout_seconds))
     limiter = Limiter(redis, config.redis.namespace, config.limits, month_usage=month_usage,
                       redis_timeout=config.redis.timeout_seconds, metrics=app[METRICS].limits)
     app[LIMITER] = limiter
