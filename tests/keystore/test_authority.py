@@ -13,6 +13,7 @@ from keystore import Actor, Conflict, Hooks, RevokedKey, UnknownKey, keygen, nam
 from keystore.pg import Database
 from keystore.record import ApiKey, StoredKey, to_json
 from keystore.seal import Seal
+
 from tests.keystore.records import body_of, forge, raw_record
 from tests.keystore.test_races import wrong_secret_for
 from tests.keystore.test_revocation import two_live_stores

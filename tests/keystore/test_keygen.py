@@ -2,8 +2,7 @@
 
 import pytest
 
-from keystore import MalformedKey
-from keystore import keygen
+from keystore import MalformedKey, keygen
 
 
 def test_minted_key_parses_back_to_its_parts() -> None:

@@ -4,6 +4,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keystore import Actor, RevokedKey
+
 from tests.support import eventually
 
 ADMIN = Actor("ops")

@@ -1,8 +1,8 @@
 """No table column and no Redis value ever holds a key or its secret (issue 2 §3)."""
 
-from keystore import Actor, RevokedKey, keygen
-
 import pytest
+
+from keystore import Actor, RevokedKey, keygen
 
 
 async def everything_in_postgres(pool) -> str:

@@ -84,7 +84,7 @@ async def test_rotate_links_keys_and_keeps_old_alive_for_the_grace(make_store, c
     store = await make_store()
     old = await store.create(ALICE, name="prod", account="acme", allowed_providers=["openai"],
                              expires_at=store.now() + timedelta(days=30))  # Postgres time
-    new, old_after, _ = await store.rotate(ALICE, old.key.id, grace_seconds=60)
+    new, _, _ = await store.rotate(ALICE, old.key.id, grace_seconds=60)
     assert new.key.rotated_from == old.key.id
     assert (new.key.name, new.key.account, new.key.allowed_providers) == ("prod", "acme", ("openai",))
     assert new.key.expires_at - new.key.created_at == timedelta(days=30)
@@ -109,7 +109,7 @@ async def test_update_narrows_and_is_audited(make_store) -> None:
     store = await make_store()
     issued = await store.create(ALICE, name="prod")
     await store.authenticate(issued.secret)
-    key, _ = await store.update(ALICE, issued.key.id, allowed_models=["openai/gpt-4o-mini"], name="prod-2")
+    await store.update(ALICE, issued.key.id, allowed_models=["openai/gpt-4o-mini"], name="prod-2")
     assert (await store.authenticate(issued.secret)).allowed_models == ("openai/gpt-4o-mini",)
     events = await store.audit(key_id=issued.key.id)
     assert [e.action for e in events] == ["key.update", "key.create"]

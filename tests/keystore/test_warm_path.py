@@ -11,8 +11,8 @@ from keystore import Actor, MalformedKey, UnknownKey, keygen
 
 from tests.support import RedisMonitor, eventually, forged
 
-QUIET = dict(poll_interval_seconds=3600, heartbeat_seconds=3600, ping_interval_seconds=3600,
-             last_used_flush_seconds=3600)
+QUIET = {"poll_interval_seconds": 3600, "heartbeat_seconds": 3600, "ping_interval_seconds": 3600,
+         "last_used_flush_seconds": 3600}
 
 
 async def quiet_store(make_store):

@@ -63,7 +63,7 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str]:
 def dockerfile() -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
     final_stage = text.rsplit("\nFROM ", 1)[1]
-    return [(m[0].upper(), m[1].strip()) for m in re.findall(r"^(\w+)\s+(.*)$", final_stage, re.M)]
+    return [(m[0].upper(), m[1].strip()) for m in re.findall(r"^(\w+)\s+(.*)$", final_stage, re.MULTILINE)]
 
 
 def docker_env() -> dict[str, str]:

@@ -62,23 +62,23 @@ def test_printed_curl_line_works(stack: tuple[subprocess.Popen[bytes], str]) -> 
     (curl,) = [line for line in stack[1].splitlines() if line.startswith("curl ")]
     assert "th-" not in curl  # the key comes from the environment
     done = subprocess.run(["bash", "-c", exported(stack[1]) + "\n" + curl + " -w '\\n%{http_code}'"],
-                          capture_output=True, text=True, timeout=30)
+                          check=False, capture_output=True, text=True, timeout=30)
     body, _, status = done.stdout.rpartition("\n")
     assert status == "200", done
     assert json.loads(body)["choices"][0]["message"]["content"] == "Hello, TokenHub!"
 
 
 def test_printed_sdk_snippet_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    snippet = re.search(r"^import os\nfrom openai import OpenAI\n.*?^print\(.*?\)$", stack[1], re.M | re.S)
+    snippet = re.search(r"^import os\nfrom openai import OpenAI\n.*?^print\(.*?\)$", stack[1], re.MULTILINE | re.DOTALL)
     assert snippet is not None and "th-" not in snippet.group(0)
     env = os.environ | {"TOKENHUB_API_KEY": exported(stack[1]).partition("=")[2]}
-    done = subprocess.run([sys.executable, "-c", snippet.group(0)], capture_output=True, text=True, timeout=60,
-                          env=env)
+    done = subprocess.run([sys.executable, "-c", snippet.group(0)], check=False, capture_output=True, text=True,
+                          timeout=60, env=env)
     assert done.returncode == 0 and done.stdout == "Hello, TokenHub!\n", done.stderr
 
 
 def test_printed_admin_token_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    token = re.search(r"^Admin token: (\S+)$", stack[1], re.M).group(1)  # type: ignore[union-attr]
+    token = re.search(r"^Admin token: (\S+)$", stack[1], re.MULTILINE).group(1)  # type: ignore[union-attr]
     admin = banner_ports(stack[1])[1]
     request = urllib.request.Request(f"http://127.0.0.1:{admin}/admin/keys?account=local",
                                      headers={"Authorization": f"Bearer {token}"})
@@ -104,7 +104,7 @@ def test_explicit_port_in_use_fails_clearly(tmp_path: Path, database_url: str, r
         port = held.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "proxy", "local", "--state-dir", str(tmp_path),
                                "--proxy-port", str(port)], env=local_env(database_url, redis_url, namespace),
-                              capture_output=True, text=True, timeout=30)
+                              check=False, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"port {port} (proxy) on 127.0.0.1 is in use; choose another with --proxy-port" in done.stderr
 

@@ -67,10 +67,10 @@ async def test_no_key_material_in_metrics_or_logs(server: ServeProcess) -> None:
 
 async def test_access_log_is_json_with_request_and_key_id(server: ServeProcess) -> None:
     created = await admin_call(server, "POST", "/admin/keys", {"name": "logged"})
-    async with aiohttp.ClientSession() as session:
-        async with session.get(server.url("/v1/models"), headers={"Authorization": f"Bearer {created['key']}"}) as r:
-            assert r.status == 200
-            request_id = r.headers["x-request-id"]
+    async with aiohttp.ClientSession() as session, session.get(
+            server.url("/v1/models"), headers={"Authorization": f"Bearer {created['key']}"}) as r:
+        assert r.status == 200
+        request_id = r.headers["x-request-id"]
 
     def access_line() -> dict[str, str] | None:
         lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
