@@ -3,10 +3,12 @@ metrics), never as a silent zero; what was known is still charged."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -15,8 +17,9 @@ from proxy.gateway.tap import Outcome
 from proxy.metering.parsers import UsageState
 from proxy.metering.tap import Metered, MeteringTap
 from proxy.metering.usage import Price, Unmetered, Usage
-from proxy.state import METRICS
-from tests.metering.conftest import CHAT, Recorder, Stack
+from proxy.runtime.access import AccessSink
+from proxy.state import METRICS, REQUEST_LOG
+from tests.metering.conftest import CHAT, PROVIDER_REQUEST_ID, Recorder, Stack
 from tests.support import eventually
 
 CHAT_BODY: Any = {"model": f"openai/{CHAT}", "messages": [{"role": "user", "content": "hi"}]}
@@ -105,3 +108,17 @@ def test_client_gone_from_an_anthropic_stream_is_charged_its_announced_input() -
     tap.on_end(Outcome.CLIENT_GONE)
     assert recorded == [Metered(Usage(input_tokens=30, output_tokens=1, cached_input_tokens=5), Unmetered.CLIENT_GONE,
                                 Decimal("0.000105"), "req_1")]
+
+
+async def test_access_line_says_why_a_request_is_unmetered(stack: Stack, recorder: Recorder) -> None:
+    lines = io.StringIO()
+    stack.proxy.app[REQUEST_LOG].sink = sink = AccessSink(lines, json=True, enabled=True)
+    recorder.mode = "no_usage"
+    key, _ = await stack.issue()
+    await post(stack, key, CHAT_BODY)
+    recorder.mode = "normal"
+    await post(stack, key, CHAT_BODY)
+    sink.flush()
+    logged = [orjson.loads(line) for line in lines.getvalue().splitlines()]
+    assert [(e["unmetered"], e["input_tokens"], e["upstream_request_id"]) for e in logged] == [
+        ("no_usage_reported", 0, PROVIDER_REQUEST_ID), (None, 19, PROVIDER_REQUEST_ID)]
