@@ -29,6 +29,7 @@ DEFAULT_ADMIN_TOKEN_ENV = "TOKENHUB_ADMIN_TOKEN"
 MIN_ADMIN_TOKEN_LEN = 16
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 API_STYLES = ("openai", "anthropic", "azure")
+REDIS_MODES = ("standalone", "sentinel", "cluster")
 RESOLVED: dict[str, Any] = {"resolved": True}  # field metadata: filled by the loader, never configured
 
 
@@ -91,6 +92,8 @@ class PostgresConfig:
     pool_max: int = 10
     timeout_seconds: float = 2.0  # per query and per pool acquire
     connect_timeout_seconds: float = 2.0
+    # PgBouncer in transaction mode in front of Postgres: no prepared statement outlives its transaction.
+    pgbouncer: bool = False
     password: str = field(default="", repr=False, metadata=RESOLVED)
 
     def problems(self) -> list[str]:
@@ -100,14 +103,31 @@ class PostgresConfig:
 
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
+    mode: str = "standalone"  # or "sentinel" or "cluster" (see README "At fleet scale")
+    # standalone: the server; cluster: any node; sentinel: only the scheme (rediss:// = TLS) and the db.
     url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    sentinels: tuple[str, ...] = ()  # sentinel mode: "host:port" of each sentinel
+    master_name: str = ""  # sentinel mode: the monitored master's name
+    username: str = ""  # ACL user (Redis 6+); empty: the default user
+    password_env: str = ""  # read the password (AUTH) from this variable
+    sentinel_password_env: str = ""  # sentinel mode: the sentinels' own password, if they require one
     namespace: str = "tokenhub"  # prefix of every key and channel: two deployments can share one Redis
     timeout_seconds: float = 0.25
     connect_timeout_seconds: float = 0.25
+    password: str = field(default="", repr=False, metadata=RESOLVED)
+    sentinel_password: str = field(default="", repr=False, metadata=RESOLVED)
 
     def problems(self) -> list[str]:
-        ok = urlsplit(self.url).scheme.startswith(("redis", "unix"))
-        return [] if ok else ["url must be a redis:// or rediss:// URL"]
+        out = [] if urlsplit(self.url).scheme in ("redis", "rediss", "unix") else [
+            "url must be a redis:// or rediss:// URL"]
+        if self.mode not in REDIS_MODES:
+            out.append(f"mode must be one of {', '.join(REDIS_MODES)}, got {self.mode!r}")
+        if self.mode == "sentinel" and not (self.sentinels and self.master_name):
+            out.append("sentinel mode needs sentinels and master_name")
+        if self.mode == "cluster" and urlsplit(self.url).scheme == "unix":
+            out.append("cluster mode needs a redis:// or rediss:// url of one node")
+        out += [f"sentinels: {s!r} is not host:port" for s in self.sentinels if not valid_listen(s)]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
