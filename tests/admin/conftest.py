@@ -72,5 +72,6 @@ async def anon(stack: AdminStack, aiohttp_client: Any) -> Client:
 
 
 @pytest.fixture
-async def key(api: Client) -> AsyncIterator[dict[str, Any]]:
+async def key_object(api: Client) -> AsyncIterator[dict[str, Any]]:
+    """A key created through the API, as its JSON object (the request-path suites' `key` is the key string)."""
     yield await create(api, name="fixture-key", account="acme")

@@ -55,22 +55,22 @@ async def test_list_filters_by_account_and_status_and_pages(api: Client) -> None
     assert {k["id"] for k in everything["data"]} == set(ids) | {other["id"]}
 
 
-async def test_update_changes_fields_and_reports_propagation(api: Client, key: dict[str, Any]) -> None:
-    body = await expect(await api.patch(f"/admin/keys/{key['id']}", json={
+async def test_update_changes_fields_and_reports_propagation(api: Client, key_object: dict[str, Any]) -> None:
+    body = await expect(await api.patch(f"/admin/keys/{key_object['id']}", json={
         "name": "renamed", "expires_at": _future(1), "allowed_models": ["local/llama-3.1-8b"]}), 200)
     assert body["name"] == "renamed" and body["allowed_models"] == ["local/llama-3.1-8b"]
     assert body["expires_at"] is not None
     assert body["propagation"] == {"instances": 1, "confirmed": 1, "published": True}
-    cleared = await expect(await api.patch(f"/admin/keys/{key['id']}", json={"expires_at": None,
+    cleared = await expect(await api.patch(f"/admin/keys/{key_object['id']}", json={"expires_at": None,
                                                                              "allowed_models": []}), 200)
     assert cleared["expires_at"] is None and cleared["allowed_models"] == []
 
 
-async def test_revoke_is_idempotent_and_reports_propagation(api: Client, key: dict[str, Any]) -> None:
-    first = await expect(await api.post(f"/admin/keys/{key['id']}/revoke"), 200)
+async def test_revoke_is_idempotent_and_reports_propagation(api: Client, key_object: dict[str, Any]) -> None:
+    first = await expect(await api.post(f"/admin/keys/{key_object['id']}/revoke"), 200)
     assert first["status"] == "revoked" and first["revoked_at"] is not None
     assert first["propagation"] == {"instances": 1, "confirmed": 1, "published": True}
-    again = await expect(await api.post(f"/admin/keys/{key['id']}/revoke", json={}), 200)
+    again = await expect(await api.post(f"/admin/keys/{key_object['id']}/revoke", json={}), 200)
     assert again["status"] == "revoked" and again["revoked_at"] == first["revoked_at"]
 
 
@@ -86,10 +86,10 @@ async def test_rotate_links_keys_and_inherits_restrictions(api: Client) -> None:
     assert shown["revoked_at"] == new["previous"]["revoked_at"]
 
 
-async def test_rotate_without_grace_ends_the_old_key_now(api: Client, key: dict[str, Any]) -> None:
-    new = await expect(await api.post(f"/admin/keys/{key['id']}/rotate"), 201)
+async def test_rotate_without_grace_ends_the_old_key_now(api: Client, key_object: dict[str, Any]) -> None:
+    new = await expect(await api.post(f"/admin/keys/{key_object['id']}/rotate"), 201)
     assert new["previous"]["status"] == "revoked"
-    old = await expect(await api.get(f"/admin/keys/{key['id']}"), 200)
+    old = await expect(await api.get(f"/admin/keys/{key_object['id']}"), 200)
     assert old["status"] == "revoked"
 
 

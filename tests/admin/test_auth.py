@@ -90,7 +90,7 @@ def test_serve_refuses_a_short_admin_token(tmp_path: Path, database_url: str, re
     assert "Traceback" not in done.stderr
 
 
-async def test_the_token_never_appears_in_an_answer(api: Client, key: dict[str, Any]) -> None:
-    for path in ("/admin/keys", f"/admin/keys/{key['id']}", "/admin/audit", "/admin/openapi.json"):
+async def test_the_token_never_appears_in_an_answer(api: Client, key_object: dict[str, Any]) -> None:
+    for path in ("/admin/keys", f"/admin/keys/{key_object['id']}", "/admin/audit", "/admin/openapi.json"):
         resp = await api.get(path)
         assert ADMIN_TOKEN not in await resp.text() and CI_TOKEN not in await resp.text()

@@ -109,20 +109,20 @@ ROTATE_CASES: list[tuple[str, Any, str | None]] = [
 
 
 @pytest.mark.parametrize(("body", "param"), [c[1:] for c in ROTATE_CASES], ids=[c[0] for c in ROTATE_CASES])
-async def test_rotate_rejects(api: Client, key: dict[str, Any], body: Any, param: str | None) -> None:
-    err = error_of(await expect(await _post(api, f"/admin/keys/{key['id']}/rotate", body), 400))
+async def test_rotate_rejects(api: Client, key_object: dict[str, Any], body: Any, param: str | None) -> None:
+    err = error_of(await expect(await _post(api, f"/admin/keys/{key_object['id']}/rotate", body), 400))
     assert err["param"] == param
-    assert (await expect(await api.get(f"/admin/keys/{key['id']}"), 200))["revoked_at"] is None
+    assert (await expect(await api.get(f"/admin/keys/{key_object['id']}"), 200))["revoked_at"] is None
 
 
-async def test_rotating_a_revoked_key_is_refused(api: Client, key: dict[str, Any]) -> None:
-    await expect(await api.post(f"/admin/keys/{key['id']}/revoke"), 200)
-    err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/rotate"), 409))
+async def test_rotating_a_revoked_key_is_refused(api: Client, key_object: dict[str, Any]) -> None:
+    await expect(await api.post(f"/admin/keys/{key_object['id']}/revoke"), 200)
+    err = error_of(await expect(await api.post(f"/admin/keys/{key_object['id']}/rotate"), 409))
     assert "revoked" in err["message"]
 
 
-async def test_revoke_rejects_a_body_with_fields(api: Client, key: dict[str, Any]) -> None:
-    err = error_of(await expect(await api.post(f"/admin/keys/{key['id']}/revoke", json={"reason": "x"}), 400))
+async def test_revoke_rejects_a_body_with_fields(api: Client, key_object: dict[str, Any]) -> None:
+    err = error_of(await expect(await api.post(f"/admin/keys/{key_object['id']}/revoke", json={"reason": "x"}), 400))
     assert err["param"] == "reason"
 
 
