@@ -24,7 +24,7 @@ from proxy.metering.usage import Price, Usage
 
 log = logging.getLogger(__name__)
 METERED = web.RequestKey("metered", Metered)  # the request's figure, for the access log
-_STREAM_USAGE_PATHS = ("/chat/completions", "/completions")
+_BATCH_IDS_KEPT_SECONDS = 86400.0
 
 
 def ask_for_usage(body: dict[str, Any]) -> bool:
@@ -109,10 +109,16 @@ class Meter:
             self.metrics.cells.set(self.aggregator.cells)
 
     async def flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
         while True:
             await asyncio.sleep(self.config.flush_seconds)
             try:
                 await self.flush()
+                if loop.time() >= next_prune:
+                    # A batch id only guards retries by the process that still holds the batch: a day is ample.
+                    await self.db.prune_batches(_BATCH_IDS_KEPT_SECONDS)
+                    next_prune = loop.time() + 3600
             except Exception as exc:  # noqa: BLE001 - a background loop must survive anything
                 log.warning("usage flush failed, will retry (%d cells held): %s", self.aggregator.cells, exc)
 

@@ -90,3 +90,14 @@ async def test_full_buffer_drops_and_counts(gated_db: UsageDatabase, gate: TcpGa
     gate.restore()
     await agg.flush()
     assert (await totals(pool, kid))["requests"] == 3
+
+
+async def test_old_batch_ids_are_pruned(pool: asyncpg.Pool) -> None:
+    db = UsageDatabase(pool)
+    old, new = uuid.uuid4(), uuid.uuid4()
+    await db.write_batch(old, [])
+    await db.write_batch(new, [])
+    await pool.execute("UPDATE usage_batches SET at = now() - interval '2 days' WHERE id = $1", old)
+    await db.prune_batches(86400)
+    kept = {r["id"] for r in await pool.fetch("SELECT id FROM usage_batches WHERE id = ANY($1::uuid[])", [old, new])}
+    assert kept == {new}
