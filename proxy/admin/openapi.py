@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy.admin import rules, usage
-from proxy.admin.wire import KEY_FIELDS
+from proxy.admin.wire import CREATE_BODY, KEY_FIELDS, UPDATE_BODY
 from proxy.config import API_STYLES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _TIME = {"type": "string", "format": "date-time"}
 _KEY_ID = rules.schema("key_id")
 _STATUS = rules.schema("status")
@@ -70,12 +69,8 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
         "ProviderList": _obj({"data": {"type": "array", "items": _obj({
             "name": {"type": "string"}, "api": {"type": "string", "enum": list(API_STYLES)},
             "models": {"type": "array", "items": {"type": "string"}}})}}),
-        "CreateKey": _obj({"name": rules.schema("name"), "account": rules.schema("account"),
-                           "expires_at": _NULLABLE_TIME, "limits": rules.schema("limits")} | restrictions,
-                          required=["name"]),
-        "UpdateKey": _obj({"name": rules.schema("name"),
-                           "expires_at": {**_NULLABLE_TIME, "description": "null clears it."},
-                           "limits": rules.schema("limits")} | restrictions, required=[], minProperties=1),
+        "CreateKey": _obj(CREATE_BODY | restrictions, required=["name"]),
+        "UpdateKey": _obj(UPDATE_BODY | restrictions, required=[], minProperties=1),
         "RotateKey": _obj({"grace_seconds": rules.schema("grace_seconds")}, required=[]),
     } | usage.OPENAPI_SCHEMAS
 

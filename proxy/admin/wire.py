@@ -23,8 +23,25 @@ from proxy.admin import rules
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.gateway.providers import ProviderTable
 
-CREATE_FIELDS = frozenset({"name", "account", "expires_at", "allowed_models", "allowed_providers", "limits"})
-UPDATE_FIELDS = frozenset({"name", "expires_at", "allowed_models", "allowed_providers", "limits"})
+_STR: dict[str, Any] = {"type": "string"}
+_NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+_STR_LIST: dict[str, Any] = {"type": "array", "items": _STR}
+
+# The create and update bodies: each writable field and its JSON Schema (openapi.py documents them from
+# here). The restriction lists come on top, documented per configuration (their enums are its names).
+RESTRICTIONS = ("allowed_models", "allowed_providers")
+CREATE_BODY: dict[str, dict[str, Any]] = {
+    "name": rules.schema("name"), "account": rules.schema("account"), "expires_at": _NULLABLE_TIME,
+    "limits": rules.schema("limits"),
+}
+UPDATE_BODY: dict[str, dict[str, Any]] = {
+    "name": rules.schema("name"), "expires_at": {**_NULLABLE_TIME, "description": "null clears it."},
+    "limits": rules.schema("limits"),
+}
+CREATE_FIELDS = frozenset(CREATE_BODY) | frozenset(RESTRICTIONS)
+UPDATE_FIELDS = frozenset(UPDATE_BODY) | frozenset(RESTRICTIONS)
 ROTATE_FIELDS = frozenset({"grace_seconds"})
 # RFC 3339 date-time (section 5.6): a full date, a full time, an explicit offset. `fromisoformat`
 # alone would take date-only strings, basic format and naive times.
@@ -206,12 +223,6 @@ class WireField:
     schema: dict[str, Any]
     read: Callable[[ApiKey, float], Any]  # (record, now as epoch seconds) -> JSON value
 
-
-_STR: dict[str, Any] = {"type": "string"}
-_NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
-_STR_LIST: dict[str, Any] = {"type": "array", "items": _STR}
 _USAGE_MONTH: dict[str, Any] = {
     "type": "object", "description": "This UTC month's metered use (up to [metering] flush_seconds behind).",
     "required": ["requests", "input_tokens", "output_tokens", "usd"],
