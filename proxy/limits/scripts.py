@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Shared Lua pieces: the server's clock, UTC months (Howard Hinnant's days→civil), bucket refill/store.
-_PRELUDE = """
+# Shared Lua pieces (the start of every script): the server's clock, UTC months (Howard Hinnant's days→civil), bucket refill/store.
+PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function month_of(secs)
@@ -59,7 +59,7 @@ local function reset_ms(v, cap) if v >= cap then return 0 end return math.ceil((
 # Returns {status, retry_ms, month, requests_left, requests_reset_ms, tokens_left, tokens_reset_ms,
 #          month_tokens, month_micro_usd, why}; why: 1 concurrency, 2 requests, 4 tokens (bits); status 0 admitted, 1 over a rate (429), 2 over a budget (402),
 #          3 this month's spend is not in Redis (seed it from Postgres and call again).
-ADMIT = _PRELUDE + """
+ADMIT = PRELUDE + """
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mtok, musd = tonumber(ARGV[4]), tonumber(ARGV[5])
 local rtok, rusd = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -110,7 +110,7 @@ return {status, retry, month, remaining(vr), reset_ms(vr, rpm), remaining(vt), r
 
 # KEYS: tpm, conc, month.  ARGV: tpm, token_delta, micro_usd_delta (metered minus reserved), lease_id,
 # month (the month the reservation was made in: a reservation never corrects another month).
-SETTLE = _PRELUDE + """
+SETTLE = PRELUDE + """
 local tpm, d, du = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if tpm > 0 and d ~= 0 then
   local v = level(KEYS[1], tpm) - d
@@ -126,7 +126,7 @@ return 1
 """
 
 # KEYS: conc.  ARGV: lease_ms, lease ids…  Pushes the expiry of this instance's running leases forward.
-RENEW = _PRELUDE + """
+RENEW = PRELUDE + """
 local lease_ms = tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + lease_ms / 1000, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], 2 * lease_ms)
@@ -135,7 +135,7 @@ return 1
 
 # KEYS: month.  ARGV: month (yyyymm), tokens, micro_usd, ttl_s.  Seeds this month's spend from Postgres
 # when Redis does not have it; never overwrites a figure Redis already holds for that month.
-SEED = _PRELUDE + """
+SEED = PRELUDE + """
 if month_of(now) ~= tonumber(ARGV[1]) then return 0 end
 local m = redis.call('HGET', KEYS[1], 'm')
 if m and tonumber(m) == tonumber(ARGV[1]) then return 0 end
