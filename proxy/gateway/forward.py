@@ -101,7 +101,7 @@ def _served(providers: ProviderTable, route: Route, endpoint: Endpoint, requeste
 def _path_params(request: web.Request) -> dict[str, str]:
     params = dict(request.match_info)
     if "id" in params and not ID_RE.fullmatch(params["id"]):
-        raise NotFound(f"No response found with id '{params['id'][:80]}'.", code="response_not_found")
+        raise _no_such_response(params["id"])
     return params
 
 
@@ -125,8 +125,7 @@ def _refuse_unchecked(body: dict[str, Any], endpoint: Endpoint) -> None:
                                  param=name, code="unsupported_parameter")
 
 
-async def _by_deployment(request: web.Request, providers: ProviderTable, key: ApiKey, params: dict[str, str],
-                         body: dict[str, Any]) -> Route:
+def _by_deployment(providers: ProviderTable, key: ApiKey, params: dict[str, str], body: dict[str, Any]) -> Route:
     deployment = params["deployment"]
     route = _checked(providers.resolve_deployment(deployment), key, deployment)
     named = body.get("model")  # Azure ignores it; we replace it, but a contradiction is refused
@@ -136,37 +135,49 @@ async def _by_deployment(request: web.Request, providers: ProviderTable, key: Ap
     return route
 
 
+def _no_such_response(response_id: str, param: str | None = None) -> NotFound:
+    return NotFound(f"No response found with id '{response_id[:80]}'.", param=param, code="response_not_found")
+
+
 async def _by_owner(request: web.Request, providers: ProviderTable, key: ApiKey, response_id: str,
-                    param: str | None = None) -> tuple[Route, ResponseOwner]:
+                    param: str | None = None) -> Route:
+    """The route of a stored response this key created; 404 for anyone else (see styles/owners.py)."""
     owner = await owned(request.config_dict[RESPONSE_OWNERS], key, response_id, param)
     route = providers.resolve(owner.model)
     if route is None:  # the model has since left the config: nothing can serve the response
-        raise NotFound(f"No response found with id '{response_id}'.", param=param, code="response_not_found")
-    return _checked(route, key, owner.model), owner
+        raise _no_such_response(response_id, param)
+    return _checked(route, key, owner.model)
+
+
+async def _check_owned_fields(request: web.Request, providers: ProviderTable, key: ApiKey, route: Route,
+                              body: dict[str, Any]) -> None:
+    """A stored response named in the body (`previous_response_id`) must be this key's, on this provider."""
+    for name in _OWNED_FIELDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidRequest(f"'{name}' must be a string.", param=name)
+        previous = await _by_owner(request, providers, key, value, param=name)
+        if previous.provider.name != route.provider.name:
+            raise _no_such_response(value, name)
 
 
 async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: dict[str, str],
                  body: dict[str, Any] | None) -> Route:
     providers = request.config_dict[PROVIDERS]
     if endpoint.model_at is ModelAt.OWNER:
-        route, _ = await _by_owner(request, providers, key, params["id"])
+        route = await _by_owner(request, providers, key, params["id"])
         return _served(providers, route, endpoint, route.full)
     assert body is not None
     if endpoint.model_at is ModelAt.DEPLOYMENT:
-        route = await _by_deployment(request, providers, key, params, body)
+        route = _by_deployment(providers, key, params, body)
     else:
         route = resolve_for_key(providers, key, body["model"])
     _served(providers, route, endpoint, route.full)
     _refuse_unchecked(body, endpoint)
     if endpoint.owner is Owner.CREATES:
-        for name in _OWNED_FIELDS:
-            if body.get(name) is not None and not isinstance(body[name], str):
-                raise InvalidRequest(f"'{name}' must be a string.", param=name)
-            if isinstance(body.get(name), str):
-                previous, _ = await _by_owner(request, providers, key, body[name], param=name)
-                if previous.provider.name != route.provider.name:
-                    raise NotFound(f"No response found with id '{body[name]}'.", param=name,
-                                   code="response_not_found")
+        await _check_owned_fields(request, providers, key, route, body)
     return route
 
 
