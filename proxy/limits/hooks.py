@@ -10,8 +10,10 @@ from aiohttp import web
 from keystore import ApiKey
 
 from proxy.gateway.providers import Route
+from proxy.gateway.tap import Outcome
 from proxy.limits.answers import RATE_HEADERS
 from proxy.limits.limiter import Ticket
+from proxy.log import ENDED
 from proxy.metering.meter import METERED
 from proxy.state import LIMITER
 
@@ -30,6 +32,9 @@ async def reserve(request: web.Request, key: ApiKey, route: Route, caps: Sequenc
 
 
 def finish(request: web.Request, ticket: Ticket | None) -> None:
-    """After the relay returned or raised (a client's disconnect included): reconcile to metering's figure."""
+    """After the relay returned or raised (a client's disconnect included): reconcile to metering's figure
+    (or refund it all when the relay recorded that the request never left)."""
     if ticket is not None:
-        request.config_dict[LIMITER].finish(ticket, request.get(METERED))
+        ended = request.get(ENDED)
+        sent = ended is None or ended[0] is not Outcome.NOT_SENT
+        request.config_dict[LIMITER].finish(ticket, request.get(METERED), sent=sent)

@@ -214,12 +214,14 @@ class Limiter:
 
     # -- after the provider -----------------------------------------------------------------------
 
-    def finish(self, ticket: Ticket | None, metered: Metered | None) -> None:
-        """Correct the reservation to the metered figure and free the lease (in the background)."""
+    def finish(self, ticket: Ticket | None, metered: Metered | None, *, sent: bool = True) -> None:
+        """Correct the reservation to the metered figure and free the lease (in the background).
+        `sent=False`: the request never left (no connection to the provider): nothing was used."""
         if ticket is None or not ticket.counted:
             return
         self._release(ticket)
-        tokens, micro = self._deltas(ticket.demand, metered)
+        demand = ticket.demand
+        tokens, micro = self._deltas(demand, metered) if sent else (-demand.tokens, -demand.micro_usd)
         if not ticket.shared:
             self._local.correct(ticket.key_id, ticket.limits, tokens, micro, ticket.month)
             return

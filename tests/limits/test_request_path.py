@@ -37,7 +37,8 @@ async def proxy(aiohttp_client: Any, aiohttp_server: Any, pool: asyncpg.Pool, fa
     upstream = await aiohttp_server(fake.app)
     demo = ProviderConfig(name="demo", base_url=str(upstream.make_url("/v1")), models=("echo",),
                           prices={"echo": PRICE})
-    config = Config(postgres=PostgresConfig(dsn=database_url), keystore=settings, providers=(demo,),
+    dead = ProviderConfig(name="dead", base_url="http://127.0.0.1:1/v1", models=("echo",))  # nothing listens
+    config = Config(postgres=PostgresConfig(dsn=database_url), keystore=settings, providers=(demo, dead),
                     redis=RedisConfig(url=redis_url, namespace=settings.namespace, timeout_seconds=1.0))
     return await aiohttp_client(create_app(config))
 
@@ -84,6 +85,14 @@ async def test_an_abandoned_stream_keeps_its_reservation(proxy: TestClient, redi
     size = len(fake.last.body)  # what was forwarded (with the usage question metering added)
     assert (await _month(redis, proxy, key_id))[0] == 100 + -(-size // 4)  # max_tokens + input estimate
     fake.release()
+
+
+async def test_a_request_that_never_left_is_refunded(proxy: TestClient, redis: Redis) -> None:
+    key_id, secret = await _key(proxy, tokens_per_month=100_000)
+    resp = await proxy.post("/v1/chat/completions", json=CHAT | {"model": "dead/echo"},
+                            headers={"Authorization": f"Bearer {secret}"})
+    assert resp.status == 502
+    assert await _month(redis, proxy, key_id) == (0, 0)  # reserved, then handed back in full
 
 
 async def test_a_key_without_limits_makes_no_limiter_redis_call(proxy: TestClient, redis_url: str,
