@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Shared Lua pieces (the start of every script): the server's clock, UTC months (Howard Hinnant's days→civil), bucket refill/store.
+# Shared Lua pieces (the start of every script): the server's clock, UTC months (Howard Hinnant's
+# days→civil), bucket refill and store.
 PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
