@@ -46,7 +46,15 @@ class ResponseOwners:
             return None
         return ResponseOwner(row["response_id"], row["key_id"], row["provider"], row["model"])
 
-    async def _run(self, sql: str, *args: str, fetch: bool = False) -> object:
+    async def forget_older_than(self, days: float, *, batch: int = 10_000) -> int:
+        """Delete up to `batch` records older than `days` (Postgres time); how many went.
+        Raises StorageUnavailable."""
+        status = await self._run(
+            "DELETE FROM response_owners WHERE ctid = ANY (ARRAY(SELECT ctid FROM response_owners"
+            " WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))", days * 86400.0, batch)
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    async def _run(self, sql: str, *args: object, fetch: bool = False) -> object:
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._pool.acquire() as conn:

@@ -137,16 +137,32 @@ async def owned(owners: ResponseOwners, key: ApiKey, response_id: str, param: st
 
 
 RESPONSE_OWNERS = web.AppKey("response_owners", ResponseOwners)
+# Providers keep stored responses 30 days (OpenAI's default); a record older than that guards nothing.
+KEEP_DAYS = 45.0
+_PURGE_EVERY = 3600.0
+
+
+async def _forget_old(owners: ResponseOwners) -> None:
+    """Every instance, hourly: drop records past KEEP_DAYS (idempotent, batched, harmless if several run)."""
+    while True:
+        await asyncio.sleep(_PURGE_EVERY)
+        try:
+            while await owners.forget_older_than(KEEP_DAYS) > 0:
+                pass
+        except Exception:  # a background loop: log and try again next time
+            log.exception("could not purge old response records")
 
 
 async def owners_ctx(app: web.Application) -> AsyncIterator[None]:
     """The response-owner records, on a pool of their own (opened lazily, like the keystore's)."""
     config = app[CONFIG]
     pool = await create_pool(config)
-    app[RESPONSE_OWNERS] = ResponseOwners(pool, timeout=config.postgres.timeout_seconds)
+    owners = app[RESPONSE_OWNERS] = ResponseOwners(pool, timeout=config.postgres.timeout_seconds)
+    purge = asyncio.create_task(_forget_old(owners))
     try:
         yield
     finally:
+        purge.cancel()
         if _WRITES:
             await asyncio.wait(list(_WRITES), timeout=config.postgres.timeout_seconds)
         await pool.close()
