@@ -270,8 +270,11 @@ class Limiter:
         """Forever: renew this instance's leases and hand what the fallback admitted back to Redis."""
         while True:
             await asyncio.sleep(min(1.0, self.config.lease_seconds / 3))
-            if self.redis_up:
-                await self.maintain_once()
+            try:
+                if self.redis_up:
+                    await self.maintain_once()
+            except Exception:  # a background loop must survive anything (e.g. Postgres down for a seed)
+                log.warning("limits: maintenance failed; retrying", exc_info=True)
             if self._metrics is not None:
                 self._metrics.redis_up.set(1 if self.redis_up else 0)
                 self._metrics.pending_carry.set(len(self._local.carry))
@@ -279,11 +282,11 @@ class Limiter:
     async def maintain_once(self) -> None:
         assert self._shared is not None
         try:
-            async with asyncio.timeout(self._timeout * 4):
-                for key_id, leases in list(self._leases.items()):
+            for key_id, leases in list(self._leases.items()):
+                async with asyncio.timeout(self._timeout):
                     await self._shared.renew(key_id, sorted(leases))
-                for key_id in list(self._local.carry):
-                    await self._flush_carry(key_id)
+            for key_id in list(self._local.carry):
+                await self._flush_carry(key_id)
         except _REDIS_FAILED as exc:
             self._redis_failed(exc)
 
@@ -294,11 +297,13 @@ class Limiter:
         if limits is None or carry.empty:
             return
         try:
-            v = await self._shared.admit(key_id, limits, 0, 0, "", carry, probe=True)
+            async with asyncio.timeout(self._timeout):
+                v = await self._shared.admit(key_id, limits, 0, 0, "", carry, probe=True)
             if v.status == SEED_NEEDED:  # Redis lost the month: the rollups hold the metered part
                 await self._seed(key_id, v.month)
-                await self._shared.admit(key_id, limits, 0, 0, "", replace(carry, month_tokens=0, micro_usd=0),
-                                         probe=True)
+                async with asyncio.timeout(self._timeout):
+                    await self._shared.admit(key_id, limits, 0, 0, "", replace(carry, month_tokens=0, micro_usd=0),
+                                             probe=True)
         except BaseException:
             self._local.add_carry(key_id, carry)
             raise
