@@ -34,7 +34,7 @@ def _database(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-@pytest.mark.timeout(400)  # the whole keystore module runs inside this test (about 40 s idle, 2 min on a busy box)
+@pytest.mark.timeout(400)  # the whole keystore module runs inside this test (2 min on a busy 2-core box)
 def test_the_keystore_test_module_passes_through_pgbouncer(database_url: str, redis_url: str) -> None:
     need(PGBOUNCER, "psql")
     with scratch_dir("bouncer") as d, pgbouncer(d, database_url) as bouncer:
