@@ -5,6 +5,7 @@ endpoints use Anthropic's shape, so the Anthropic SDK raises the matching class.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,17 @@ class AnthropicErrors(ErrorShape):
 ANTHROPIC_ERRORS = AnthropicErrors()
 
 
+@functools.cache
+def _allowed(extra: tuple[str, ...]) -> frozenset[str]:
+    return DEFAULT_BETAS | frozenset(extra)
+
+
 def allowed_betas(provider: ProviderConfig, incoming: CIMultiDictProxy[str]) -> str | None:
-    allowed = DEFAULT_BETAS | set(provider.anthropic_betas)
-    asked = (b.strip() for value in incoming.getall("anthropic-beta", ()) for b in value.split(","))
+    values = incoming.getall("anthropic-beta", ())
+    if not values:
+        return None
+    allowed = _allowed(provider.anthropic_betas)
+    asked = (b.strip() for value in values for b in value.split(","))
     kept = list(dict.fromkeys(b for b in asked if b in allowed))
     return ",".join(kept) or None
 
