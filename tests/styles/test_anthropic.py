@@ -130,3 +130,13 @@ async def test_a_provider_failing_mid_stream_raises_in_the_sdk(clients: Clients,
     body: Any = getattr(info.value, "body", None)  # our `event: error`, in Anthropic's shape
     assert isinstance(info.value, anthropic.APIStatusError), repr(info.value)
     assert body["type"] == "error" and body["error"]["type"] == "api_error"
+
+
+async def test_a_provider_rejecting_our_credential_is_an_anthropic_shaped_502(clients: Clients, key: str,
+                                                                              claude: FakeAnthropic) -> None:
+    claude.credential = "rotated-at-the-provider"  # the gateway's configured key no longer works there
+    with pytest.raises(anthropic.InternalServerError) as info:
+        await clients["anthropic"](key).messages.create(model="sonnet", max_tokens=8, messages=HELLO)
+    assert info.value.status_code == 502
+    body: Any = info.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"
