@@ -61,12 +61,16 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
             assert await _both(http, a, b, keys[0]["key"]) == [401, 401]
 
             traffic = Traffic(http, [a, b], keys[1]["key"]).start()
-            nodes[1].kill(signal.SIGTERM)  # a clean restart of one master, same port and nodes.conf
+            # Restart a master that holds a revocation feed (same port and nodes.conf: it rejoins).
+            restarted = next(n for n in nodes if redis_cli(n.port, "CLIENT", "LIST", "TYPE", "pubsub"))
+            restarted.kill(signal.SIGTERM)
             answer = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # while it is down
             await refused_as_answered(http, a, b, keys[2]["key"], answer)
-            nodes[1].start()
+            restarted.start()
             await asyncio.to_thread(wait_cluster_ok, nodes)
             await eventually(lambda: _feeds(http, a, b), "both feeds up after the restart")
+            moved = [p for p in (a, b) if "revocation feed lost" in p.log()]
+            assert moved and all(p.log().count("revocation feed subscribed") >= 2 for p in moved)  # + a flush
             for k in keys[3:]:
                 assert await _both(http, a, b, k["key"]) == [200, 200]
             revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
