@@ -212,7 +212,7 @@ async def upstream_http_ctx(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=up.max_connections, limit_per_host=up.max_connections_per_host,
                                      ttl_dns_cache=300)
     # No total timeout: a long generation is legitimate. First byte and idle gaps are bounded per
-    # request in forward.py; connecting is bounded here.
+    # request in gateway/relay.py; connecting is bounded here.
     timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=up.connect_timeout_seconds,
                                     sock_read=None)
     session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
