@@ -7,10 +7,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import RedisError
 
 from proxy.config import ConfigError, PostgresConfig
 from proxy.config_loader import load_config
 from proxy.runtime.resources import Cluster, ClusterFeed, pool_options, redis_clients
+from tests.support.procs import free_port
 
 SENTINEL = {"TOKENHUB_REDIS__MODE": "sentinel", "TOKENHUB_REDIS__SENTINELS": "s1:26379,s2:26379",
             "TOKENHUB_REDIS__MASTER_NAME": "tokenhub"}
@@ -76,3 +78,20 @@ async def test_cluster_mode_uses_the_cluster_client() -> None:
 def test_pgbouncer_turns_off_the_statement_cache() -> None:
     assert pool_options(PostgresConfig(pgbouncer=True)) == {"statement_cache_size": 0}
     assert pool_options(PostgresConfig()) == {}
+
+
+async def test_an_unreachable_cluster_fails_like_any_redis() -> None:
+    """redis-py raises RedisClusterException (not a RedisError) when no node answers; every caller
+    treats Redis failures as RedisError and falls back to Postgres, so the client translates it."""
+    port = free_port()  # nothing listens there: connections are refused
+    config = load_config(None, {"TOKENHUB_REDIS__MODE": "cluster", "TOKENHUB_REDIS__URL": f"redis://127.0.0.1:{port}/0"})
+    main, _ = redis_clients(config)
+    try:
+        with pytest.raises(RedisError):
+            await main.get("k")
+        pipe = main.pipeline(transaction=False)
+        pipe.rpush("k", "v")
+        with pytest.raises(RedisError):
+            await pipe.execute()
+    finally:
+        await main.aclose()
