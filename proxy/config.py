@@ -28,7 +28,6 @@ ENV_PREFIX = "TOKENHUB_"
 DEFAULT_ADMIN_TOKEN_ENV = "TOKENHUB_ADMIN_TOKEN"
 MIN_ADMIN_TOKEN_LEN = 16
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-API_STYLES = ("openai", "anthropic", "azure")
 REDIS_MODES = ("standalone", "sentinel", "cluster")
 RESOLVED: dict[str, Any] = {"resolved": True}  # field metadata: filled by the loader, never configured
 
@@ -170,7 +169,7 @@ class ProviderConfig:
     name: str
     base_url: str
     models: tuple[str, ...]
-    api: str = "openai"  # the provider's API style: "openai", "anthropic" or "azure"
+    api: str = "openai"  # the provider's API style: "openai", "anthropic" or "azure" (proxy/gateway/styles/)
     api_key_env: str = ""  # the provider credential is read from this variable
     anthropic_version: str = "2023-06-01"  # api = "anthropic": the anthropic-version header sent
     api_version: str = ""  # api = "azure": the api-version query parameter
@@ -190,14 +189,10 @@ class ProviderConfig:
             out.append("base_url must be an http(s) URL")
         if not self.models or not all(self.models):
             out.append("models must be a non-empty list of model names")
-        if self.api not in API_STYLES:
-            out.append(f"api must be one of {', '.join(API_STYLES)}, got {self.api!r}")
-        if self.api == "azure" and not self.api_version:
-            out.append("api_version is required for api = \"azure\"")
         out += [f"deployments: {m!r} is not in models" for m in self.deployments if m not in self.models]
         out += [f"prices: {m!r} is not in models" for m in self.prices if m not in self.models]
-        from proxy.gateway.styles import endpoint_problems  # the style seam knows its endpoints
-        return out + endpoint_problems(self.api, self.endpoints)
+        from proxy.gateway.styles import provider_problems  # the style seam knows its own rules
+        return out + provider_problems(self)
 
 
 @dataclass(frozen=True, slots=True)

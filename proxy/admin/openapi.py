@@ -12,7 +12,7 @@ from typing import Any
 
 from proxy.admin import rules, usage
 from proxy.admin.wire import CREATE_BODY, KEY_FIELDS, UPDATE_BODY
-from proxy.config import API_STYLES
+from proxy.gateway.styles import STYLES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
@@ -67,7 +67,7 @@ def _schemas(models: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
         }),
         "AuditList": _obj({"data": {"type": "array", "items": _ref("AuditEvent")}}),
         "ProviderList": _obj({"data": {"type": "array", "items": _obj({
-            "name": {"type": "string"}, "api": {"type": "string", "enum": list(API_STYLES)},
+            "name": {"type": "string"}, "api": {"type": "string", "enum": list(STYLES)},
             "models": {"type": "array", "items": {"type": "string"}}})}}),
         "CreateKey": _obj(CREATE_BODY | restrictions, required=["name"]),
         "UpdateKey": _obj(UPDATE_BODY | restrictions, required=[], minProperties=1),

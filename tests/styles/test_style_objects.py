@@ -134,3 +134,14 @@ def test_id_tap_finds_the_created_id(chunks: list[bytes], sse: bool, expected: s
         assert tap.on_chunk(chunk) is chunk
     tap.on_end(Outcome.COMPLETED)
     assert found == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"api": "bedrock"}, "api must be one of openai, anthropic, azure"),
+    ({"api": "azure"}, "api_version is required"),
+    ({"deployments": {"m": "d"}}, "only api = \"azure\" addresses models by deployment"),
+    ({"api": "anthropic", "anthropic_version": "latest"}, "anthropic_version must be a dated version"),
+])
+def test_each_style_checks_its_own_config(fields: dict[str, object], problem: str) -> None:
+    provider = ProviderConfig(name="p", base_url="https://x", models=("m",), **fields)  # type: ignore[arg-type]
+    assert any(problem in p for p in provider.problems()), provider.problems()

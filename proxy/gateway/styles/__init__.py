@@ -24,14 +24,16 @@ def served_families(provider: ProviderConfig) -> frozenset[str]:
     return frozenset(provider.endpoints or style.defaults) & style.families
 
 
-def endpoint_problems(api: str, endpoints: tuple[str, ...]) -> list[str]:
-    """Config check for a provider's `endpoints` (an unknown style is reported by the config itself)."""
-    style = STYLES.get(api)
+def provider_problems(provider: ProviderConfig) -> list[str]:
+    """Config check of a provider entry's style: a known `api`, that style's own rules, and `endpoints`
+    it can serve. (ProviderConfig.problems() calls it, so a new style needs no change there.)"""
+    style = STYLES.get(provider.api)
     if style is None:
-        return []
-    return [f"endpoints: {e!r} is not served by api = {api!r} (one of: {', '.join(sorted(style.families))})"
-            for e in endpoints if e not in style.families]
+        return [f"api must be one of {', '.join(STYLES)}, got {provider.api!r}"]
+    return style.problems(provider) + [
+        f"endpoints: {e!r} is not served by api = {provider.api!r} (one of: {', '.join(sorted(style.families))})"
+        for e in provider.endpoints if e not in style.families]
 
 
-__all__ = ["ENDPOINTS", "STYLES", "Endpoint", "ModelAt", "Owner", "Style", "endpoint_problems",
+__all__ = ["ENDPOINTS", "STYLES", "Endpoint", "ModelAt", "Owner", "Style", "provider_problems",
            "served_families", "style_of"]

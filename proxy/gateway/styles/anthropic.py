@@ -68,6 +68,13 @@ class AnthropicStyle:
     families: frozenset[str] = frozenset({"messages", "messages/count_tokens"})
     defaults: tuple[str, ...] = ("messages", "messages/count_tokens")
 
+    def problems(self, provider: ProviderConfig) -> list[str]:
+        out = [] if _VERSION.fullmatch(provider.anthropic_version) else [
+            f"anthropic_version must be a dated version (YYYY-MM-DD), got {provider.anthropic_version!r}"]
+        if provider.deployments:
+            out.append("deployments: only api = \"azure\" addresses models by deployment")
+        return out
+
     def upstream_model(self, provider: ProviderConfig, model: str) -> str:
         return model
 

@@ -30,6 +30,9 @@ class AzureStyle:
     families: frozenset[str] = frozenset(INFERENCE) | _BY_DEPLOYMENT
     defaults: tuple[str, ...] = INFERENCE
 
+    def problems(self, provider: ProviderConfig) -> list[str]:
+        return [] if provider.api_version else ["api_version is required for api = \"azure\""]
+
     def upstream_model(self, provider: ProviderConfig, model: str) -> str:
         return provider.deployments.get(model, model)
 

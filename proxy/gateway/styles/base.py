@@ -75,6 +75,10 @@ class Style(Protocol):
         """The families served when the provider's `endpoints` is empty."""
         ...
 
+    def problems(self, provider: ProviderConfig) -> list[str]:
+        """Config rules of this style for a provider entry (checked at start with every other problem)."""
+        ...
+
     def upstream_model(self, provider: ProviderConfig, model: str) -> str:
         """The model name the provider expects for `model` (one of the provider's `models`)."""
         ...

@@ -26,6 +26,9 @@ class OpenAIStyle:
     families: frozenset[str] = frozenset(INFERENCE + OPTIONAL)
     defaults: tuple[str, ...] = INFERENCE
 
+    def problems(self, provider: ProviderConfig) -> list[str]:
+        return ["deployments: only api = \"azure\" addresses models by deployment"] if provider.deployments else []
+
     def upstream_model(self, provider: ProviderConfig, model: str) -> str:
         return model
 
