@@ -292,7 +292,7 @@ class Limiter:
 
     async def _flush_carry(self, key_id: str) -> None:
         assert self._shared is not None
-        limits = self._carry_limits.get(key_id)
+        limits = self._carry_limits.pop(key_id, None)
         carry = self._local.take_carry(key_id)
         if limits is None or carry.empty:
             return
@@ -306,6 +306,7 @@ class Limiter:
                                              probe=True)
         except BaseException:
             self._local.add_carry(key_id, carry)
+            self._carry_limits.setdefault(key_id, limits)
             raise
 
     async def settled(self) -> None:
