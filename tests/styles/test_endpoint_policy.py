@@ -5,6 +5,8 @@ are refused."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -154,3 +156,10 @@ async def test_ordinary_input_items_pass(proxy: TestClient, key: str, upstream: 
                                                                     "output": "{}"}]
     r = await proxy.post("/v1/responses", json=M | {"input": items}, headers={"Authorization": f"Bearer {key}"})
     assert r.status == 200 and upstream[0].last.json()["input"] == items
+
+
+def test_the_readme_table_is_the_endpoint_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Endpoint policy"):]
+    rows = re.findall(r"^\| `(GET|POST|DELETE) (\S+)` \| `([a-z/_]+)`", section, re.MULTILINE)
+    assert sorted(rows) == sorted((e.method, e.path, e.family) for e in ENDPOINTS)
