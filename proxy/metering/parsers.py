@@ -27,6 +27,7 @@ NEEDLE = b'"usage"'
 _NULL_USAGE = b'"usage":null'
 MAX_EVENT_BYTES = 1024 * 1024  # an event longer than this is passed on unread (and counted unreadable)
 _TAIL_BYTES = 16 * 1024  # how much of a non-streamed answer's end is kept (by reference) to find its usage
+_USAGE_BYTES = 64 * 1024  # a usage object is a few hundred bytes: never decode more than this of a body
 _SPACE = b" \t\r\n"
 _DECODER = json.JSONDecoder()
 
@@ -128,7 +129,7 @@ class JsonParser:
             start = usage_object_at(data, pos)
             if start >= 0:
                 try:
-                    obj, _ = _DECODER.raw_decode(data[start:].decode("utf-8", "replace"))
+                    obj, _ = _DECODER.raw_decode(data[start:start + _USAGE_BYTES].decode("utf-8", "replace"))
                     self._fmt.from_usage(obj, self.state)
                 except (TypeError, ValueError) as exc:
                     log.warning("could not read the usage of an answer: %s", str(exc)[:200])
