@@ -20,7 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
@@ -96,6 +96,41 @@ class _Unready(PubSub):
         raise RedisConnectionError("redis cluster topology was not known yet; resubscribing")
 
 
+class SentinelFeed:
+    """Where the revocation feed subscribes in sentinel mode: on the primary the sentinels name.
+
+    After a planned failover the old primary stays up as a replica and Redis keeps its subscribers
+    connected; replication still carries PUBLISH there, but such a feed hangs on a link it cannot see.
+    So each liveness PING first asks the sentinels for the primary, and a subscription that is no
+    longer on it fails like a lost feed (the keystore resubscribes, on the new primary, and flushes).
+    While no sentinel answers, the check is skipped: the PING alone decides.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+
+    def pubsub(self) -> PubSub:
+        return _PrimaryPubSub(self._client.connection_pool)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _PrimaryPubSub(PubSub):
+    async def ping(self, message: Any = None) -> Any:
+        pool = self.connection_pool
+        conn = self.connection
+        if isinstance(pool, SentinelConnectionPool) and conn is not None:
+            try:
+                primary = await pool.sentinel_manager.discover_master(pool.service_name)
+            except MasterNotFoundError:
+                primary = None
+            here = (getattr(conn, "host", None), getattr(conn, "port", None))
+            if primary is not None and tuple(primary) != here:
+                raise RedisConnectionError(f"the subscription's server {here} is no longer the primary {primary}")
+        return await super().ping(message)
+
+
 def _server_kwargs(r: RedisConfig, *, feed: bool) -> dict[str, Any]:
     """Connection settings shared by every mode. The command client retries once (a failover or a
     reconnect costs one retry, so one Redis call is bounded by 2 x (connect + read timeout)); the
@@ -112,7 +147,7 @@ def _server_kwargs(r: RedisConfig, *, feed: bool) -> dict[str, Any]:
     return kw
 
 
-def _sentinel_clients(r: RedisConfig) -> tuple[Redis, Redis]:
+def _sentinel_clients(r: RedisConfig) -> tuple[Redis, SentinelFeed]:
     url = parse_url(r.url)  # sentinel mode: the url gives only the scheme (TLS) and the database
     tls = url.get("connection_class") is SSLConnection
     extra: dict[str, Any] = {k: v for k, v in url.items() if k.startswith("ssl_") or k == "db"}
@@ -131,10 +166,10 @@ def _sentinel_clients(r: RedisConfig) -> tuple[Redis, Redis]:
         sentinel = Sentinel(addresses, sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
         clients.append(sentinel.master_for(r.master_name, redis_class=Redis, ssl=tls, **extra,
                                            **_server_kwargs(r, feed=feed)))
-    return clients[0], clients[1]
+    return clients[0], SentinelFeed(clients[1])
 
 
-def redis_clients(config: Config) -> tuple[Redis | RedisCluster, Redis | ClusterFeed]:
+def redis_clients(config: Config) -> tuple[Redis | RedisCluster, Redis | ClusterFeed | SentinelFeed]:
     """The command/cache client (short timeouts) and the pub/sub source (no read timeout: it is
     PINGed instead, and no silent internal retries: the feed loop resubscribes and flushes itself).
 

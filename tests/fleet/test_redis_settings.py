@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from proxy.config import ConfigError, PostgresConfig
 from proxy.config_loader import load_config
-from proxy.runtime.resources import Cluster, ClusterFeed, pool_options, redis_clients
+from proxy.runtime.resources import Cluster, ClusterFeed, SentinelFeed, pool_options, redis_clients
 from tests.support.procs import free_port
 
 SENTINEL = {"TOKENHUB_REDIS__MODE": "sentinel", "TOKENHUB_REDIS__SENTINELS": "s1:26379,s2:26379",
@@ -55,9 +55,8 @@ async def test_sentinel_mode_follows_the_sentinels() -> None:
                                            "TOKENHUB_REDIS__PASSWORD_ENV": "RP",
                                            "TOKENHUB_REDIS__SENTINEL_PASSWORD_ENV": "SP"})
     main, feed = redis_clients(config)
-    for client in (main, feed):
-        assert isinstance(client, Redis)
-        pool = client.connection_pool
+    assert isinstance(main, Redis) and isinstance(feed, SentinelFeed)
+    for pool in (main.connection_pool, feed.pubsub().connection_pool):
         assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "tokenhub"
         assert pool.connection_kwargs["password"] == "pw" and pool.connection_kwargs["db"] == 3
         sentinels = pool.sentinel_manager.sentinels
@@ -65,7 +64,8 @@ async def test_sentinel_mode_follows_the_sentinels() -> None:
                 for s in sentinels] == [("s1", 26379), ("s2", 26379)]
         assert all(s.connection_pool.connection_kwargs["password"] == "spw" for s in sentinels)
         assert all(s.connection_pool.connection_class is SSLConnection for s in sentinels)
-        await client.aclose()
+    await main.aclose()
+    await feed.aclose()
 
 
 async def test_cluster_mode_uses_the_cluster_client() -> None:
