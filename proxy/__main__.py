@@ -9,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+import asyncpg
 import uvloop
 
-from keystore import migrate
+from keystore import StorageUnavailable, migrate
 
 from proxy.cli import keys as cli_keys
 from proxy.config import Config, ConfigError
@@ -88,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"tokenhub: cannot start:\n{exc}", file=sys.stderr)
         return 2
+    except (StorageUnavailable, asyncpg.PostgresError, OSError) as exc:
+        # A database that does not exist, a refused connection, a role without rights: the operator's
+        # setup, not a bug, so one line and no traceback. (Secrets are not in these messages.)
+        print(f"tokenhub: {args.command}: storage unreachable or refused: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
