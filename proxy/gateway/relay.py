@@ -33,6 +33,7 @@ from multidict import CIMultiDict
 
 from proxy.config import UpstreamConfig
 from proxy.errors import ERROR_SHAPE, OPENAI_ERRORS, ProxyError, UpstreamTimeout, UpstreamUnavailable
+from proxy.gateway.deadline import MovingDeadline
 from proxy.gateway.headers import inbound_headers, upstream_request_id
 from proxy.gateway.tap import Outcome, ResponseTap
 from proxy.log import ENDED, UPSTREAM_REQUEST_ID
@@ -109,9 +110,9 @@ async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, 
                 write_timeout: float, tap: ResponseTap | None) -> None:
     """Relay body chunks until the provider's end or the stream's last event.
 
-    One timer: while waiting for the provider it is due `idle` seconds later, while the client drains
-    our writes `write_timeout` seconds after the provider's last chunk. Chunks already received are
-    relayed with no timer work at all.
+    One deadline: while waiting for the provider it is due `idle` seconds later, while the client drains
+    our writes `write_timeout` seconds after the provider's last chunk. Moving it is a float store, not
+    a timer operation (deadline.py); chunks already received are relayed with no deadline work at all.
     """
     loop = asyncio.get_running_loop()
     content = upstream.content
@@ -119,19 +120,19 @@ async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, 
     previous = b""
     waiting = False
     try:
-        async with asyncio.timeout(loop.time() + write_timeout) as deadline:
+        async with MovingDeadline(loop.time() + write_timeout, min(idle, write_timeout)) as deadline:
             while True:
                 chunk = content.read_nowait()  # whatever has already arrived
                 if not chunk:
                     if content.at_eof():
                         return
                     waiting = True
-                    deadline.reschedule(loop.time() + idle)
+                    deadline.due = loop.time() + idle
                     chunk = await content.readany()
                     waiting = False
                     if not chunk:
                         return
-                    deadline.reschedule(loop.time() + write_timeout)
+                    deadline.due = loop.time() + write_timeout
                 if on_chunk is not None:
                     chunk = on_chunk(chunk)
                 try:
