@@ -40,7 +40,7 @@ def test_the_keystore_test_module_passes_through_pgbouncer(database_url: str, re
     with scratch_dir("bouncer") as d, pgbouncer(d, database_url) as bouncer:
         env = dict(os.environ, TEST_DATABASE_URL=bouncer.url(_database(database_url)), TEST_PGBOUNCER="1",
                    TEST_REDIS_URL=redis_url)
-        done = subprocess.run([sys.executable, "-m", "pytest", "tests/keystore", "-q", "-p", "no:cacheprovider",
+        done = subprocess.run([sys.executable, "-m", "pytest", "tests/keystore", "-q", "-x", "-p", "no:cacheprovider",
                                "-o", "addopts=--strict-markers --strict-config -ra"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=380, check=False)
         summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
