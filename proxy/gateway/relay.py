@@ -219,8 +219,11 @@ async def _stream(request: web.Request, upstream: aiohttp.ClientResponse, respon
 async def _whole(request: web.Request, upstream: aiohttp.ClientResponse, idle: float, provider: str,
                  tap: ResponseTap | None) -> web.Response:
     try:
-        async with asyncio.timeout(idle):
+        if upstream.content.is_eof():  # it came whole with its head (a small completion): nothing to wait for
             body = await upstream.read()
+        else:
+            async with asyncio.timeout(idle):
+                body = await upstream.read()
     except TimeoutError:
         raise UpstreamTimeout(f"The provider {provider!r} did not finish its answer in time.") from None
     except aiohttp.ClientError as exc:
