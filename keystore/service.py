@@ -283,8 +283,10 @@ class KeyStore:
             changes["limits"] = json.dumps(dict(limits))  # the jsonb parameter, as JSON text
         if not changes:
             raise InvalidInput("nothing to update", field=None)
-        stored = await self._db.update_key(key_id, changes, self._clock.now(), actor, "key.update",
-                                          {k: _jsonable(v) for k, v in changes.items()})
+        audit = {k: _jsonable(v) for k, v in changes.items()}
+        if "limits" in changes:
+            audit["limits"] = dict(limits)  # the object, as on key.create (the column takes JSON text)
+        stored = await self._db.update_key(key_id, changes, self._clock.now(), actor, "key.update", audit)
         if stored is None:
             raise NotFound(f"no key with id {key_id!r}")
         return stored.key, await self._propagate(stored)

@@ -66,3 +66,14 @@ async def test_no_secret_reaches_the_audit_log(api: Client, pool: asyncpg.Pool) 
     for secret in [key["key"], new["key"], key["key"][16:], new["key"][16:], *hashes]:
         assert secret not in stored and secret not in served
     assert len(hashes) == 2
+
+
+async def test_a_limits_change_is_audited_as_an_object_like_on_create(api: Client) -> None:
+    limits = {"requests_per_minute": 5}
+    key = await expect(await api.post("/admin/keys", json={"name": "limited", "limits": limits}), 201)
+    await expect(await api.patch(f"/admin/keys/{key['id']}",
+                                 json={"limits": {"requests_per_minute": None, "tokens_per_minute": 100}}), 200)
+    events = (await expect(await api.get("/admin/audit", params={"key_id": key["id"]}), 200))["data"]
+    assert events[0]["action"] == "key.update"
+    assert events[0]["details"]["limits"] == {"requests_per_minute": None, "tokens_per_minute": 100}
+    assert isinstance(events[1]["details"]["limits"], dict)
