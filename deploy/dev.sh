@@ -145,8 +145,14 @@ cmd_run() {
   create_db tokenhub_local
   export TOKENHUB_POSTGRES__DSN="$PG_URL_BASE/tokenhub_local"
   export TOKENHUB_REDIS__URL="$REDIS_URL_BASE/12"
-  exec_local=("$VENV/bin/tokenhub" local "$@")
-  "${exec_local[@]}"
+  # Not exec'd (the EXIT trap stops a throwaway Postgres), so a SIGTERM or SIGHUP sent to this script
+  # alone is passed on: `tokenhub local` stops what it started, then this script stops its own.
+  "$VENV/bin/tokenhub" local "$@" &
+  LOCAL_PID=$!
+  trap 'kill -TERM "$LOCAL_PID" 2>/dev/null || true' TERM HUP INT
+  local rc=0
+  while kill -0 "$LOCAL_PID" 2>/dev/null; do wait "$LOCAL_PID" || rc=$?; done
+  return "$rc"
 }
 
 case "${1:-}" in
