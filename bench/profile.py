@@ -32,6 +32,19 @@ _AREAS = (
 )
 
 
+# Where the proxy's time goes by what it does: a sample counts for a concern when a frame of that
+# concern's work (never a middleware that merely wraps the rest) is on its stack.
+CONCERNS = (
+    ("limits (proxy/limits/, their Redis calls)", ("(proxy/limits/",)),
+    ("metering (proxy/metering/)", ("(proxy/metering/",)),
+    ("key check (keystore)", ("(keystore/", "presented_key (proxy/gateway/auth.py)")),
+    ("access log and metrics", ("RequestLog._finish (", "AccessSink.", "(prometheus_client/",
+                                "Metrics.observe (")),
+    ("provider call (aiohttp client)", ("(aiohttp/client", "(aiohttp/connector.py)")),
+    ("Redis client (redis-py, all callers)", ("(redis/",)),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Ranking:
     samples: int
@@ -99,6 +112,21 @@ def record(bench: Bench, out: Path, connections: int = 64) -> tuple[Ranking, Wrk
     return rank(out.read_text().splitlines()), result
 
 
+def by_concern(lines: Iterable[str]) -> tuple[int, Counter[str]]:
+    """(busy samples, samples per concern of CONCERNS, inclusive: any frame of it on the stack)."""
+    counts: Counter[str] = Counter()
+    samples = 0
+    for line in lines:
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit() or frame_name(stack.rsplit(";", 1)[-1]) in _IDLE_LEAVES:
+            continue
+        samples += int(count)
+        for name, marks in CONCERNS:
+            if any(mark in stack for mark in marks):
+                counts[name] += int(count)
+    return samples, counts
+
+
 def by_area(ranking: Ranking) -> Counter[str]:
     areas: Counter[str] = Counter()
     for name, n in ranking.self_counts.items():
@@ -124,6 +152,10 @@ def profile(bench: Bench, top: int = 15) -> Table:
     areas = ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in by_area(ranking).most_common())
     busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
     table.notes.append(f"Self time by area: {areas}.")
+    samples, concerns = by_concern(out.read_text().splitlines())
+    bench.measured |= {f"profile.{name.split(' ')[0]}": 100 * n / (samples or 1) for name, n in concerns.items()}
+    table.notes.append("Inclusive time by concern: " + ", ".join(
+        f"{name} {100 * concerns[name] / (samples or 1):.1f}%" for name, _ in CONCERNS) + ".")
     if load.errors:
         table.notes.append(f"**{load.errors} of {load.requests} requests during the profile failed** "
                            "(non-2xx or socket errors): the profile is not of the happy path.")

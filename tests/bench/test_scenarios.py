@@ -16,6 +16,7 @@ from bench.fake import StreamShape, serve
 from bench.goals import evaluate
 from bench.governed import delta_note
 from bench.load import Sample
+from bench.profile import by_concern
 from bench.rate import MAX_STEPS, P99_LIMIT_MS, best, search
 from bench.stack import config_has
 
@@ -106,3 +107,15 @@ def test_delta_note_and_the_new_goals() -> None:
     assert goals["added p99 latency at 1 client over direct"].met is False  # 0.6 ms > 0.5 ms
     assert goals["stream CPU per chunk vs bare relay"].measured == "1.50×"
     assert math.isnan(m.get("absent", math.nan))
+
+
+def test_profile_concerns_count_work_not_the_middlewares_around_it() -> None:
+    stacks = [("run (uvloop/x.py:1);auth_mw (proxy/gateway/auth.py:9);forward (proxy/gateway/forward.py:3);"
+               "Limiter.reserve (proxy/limits/limiter.py:5);execute (redis/asyncio/client.py:7) 3"),
+              "run (uvloop/x.py:1);auth_mw (proxy/gateway/auth.py:9);LocalCache.get (keystore/cache.py:2) 1",
+              "_bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:58) 50"]
+    samples, concerns = by_concern(stacks)
+    assert samples == 4  # idle pool workers are not counted
+    assert concerns["limits (proxy/limits/, their Redis calls)"] == 3
+    assert concerns["Redis client (redis-py, all callers)"] == 3
+    assert concerns["key check (keystore)"] == 1  # auth_mw wraps everything: only the keystore's work counts
