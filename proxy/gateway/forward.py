@@ -34,6 +34,7 @@ from proxy.gateway.headers import outbound_headers
 from proxy.gateway.providers import ProviderTable, Route
 from proxy.gateway.relay import relay
 from proxy.gateway.styles import ENDPOINTS, Endpoint, ModelAt, Owner, Style
+from proxy.gateway.styles.models import listing_errors, model_object, models_page
 from proxy.gateway.styles.owners import ID_RE, RESPONSE_OWNERS, IdTap, owned, remember
 from proxy.limits import hooks as limits
 from proxy.log import REQUEST_ID_KEY
@@ -53,6 +54,8 @@ async def endpoint_mw(request: web.Request, handler: Handler) -> web.StreamRespo
     if endpoint is not None:
         request[ENDPOINT] = endpoint
         request[ERROR_SHAPE] = endpoint.errors
+    else:  # the models list (answered here) speaks the asking SDK's API
+        request[ERROR_SHAPE] = listing_errors(request.headers)
     return await handler(request)
 
 
@@ -238,20 +241,17 @@ async def forward(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _model_object(name: str, route: Route) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": route.provider.name}
-
-
 async def list_models(request: web.Request) -> web.Response:
     """What this key may call, of every style: `provider/model` names first, then the aliases."""
     key = request[API_KEY]
     providers = request.config_dict[PROVIDERS]
-    data = [_model_object(name, route) for name, route in providers.names()
-            if key.allows(route.provider.name, route.full)]
-    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+    allowed = [(name, route.provider.name) for name, route in providers.names()
+               if key.allows(route.provider.name, route.full)]
+    return web.Response(body=orjson.dumps(models_page(request.headers, allowed)), content_type="application/json")
 
 
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
     route = resolve_for_key(request.config_dict[PROVIDERS], request[API_KEY], name)
-    return web.Response(body=orjson.dumps(_model_object(name, route)), content_type="application/json")
+    return web.Response(body=orjson.dumps(model_object(request.headers, name, route.provider.name)),
+                        content_type="application/json")
