@@ -30,8 +30,11 @@ def _check_headers(request: web.Request, limit: int) -> None:
     encodings = request.headers.getall("Content-Encoding", ())
     # Only a single `identity` is no encoding: two headers (identity, then gzip) or a list are refused.
     if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "identity"):
+        # Close instead of draining: aiohttp would decode the unread body to skip it, and a body that
+        # does not decode as its header claims logged an ERROR traceback for a client's mistake.
         raise UnsupportedMediaType("Compressed request bodies (Content-Encoding) are not accepted; "
-                                   "send the JSON uncompressed.", param="Content-Encoding")
+                                   "send the JSON uncompressed.", param="Content-Encoding",
+                                   headers={"Connection": "close"})
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from proxy.errors import error_body
@@ -66,6 +66,16 @@ class GuardedRequestHandler(RequestHandler):
         self.force_close()
         if self.transport is not None:
             self.transport.close()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # After a handler refused a body (415) aiohttp reads the rest to skip it; a body that does not
+        # decode as its Content-Encoding says fails there. That is the client's mistake, not ours: one
+        # line at INFO, no traceback.
+        exc = kw.get("exc_info")
+        if isinstance(exc, RequestPayloadError):
+            log.info("closing a connection whose request body did not decode: %s", type(exc.__cause__).__name__)
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
