@@ -250,8 +250,11 @@ async def upstream_http_ctx(app: web.Application) -> AsyncIterator[None]:
     # request in gateway/relay.py; connecting is bounded here.
     timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=up.connect_timeout_seconds,
                                     sock_read=None)
+    # No cookie jar: one session serves every client, so a provider's Set-Cookie must never come back
+    # on a later request (a header on no allow-list, and one client's state in another's request).
     session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                    skip_auto_headers=("User-Agent", "Accept-Encoding"))
+                                    skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                                    cookie_jar=aiohttp.DummyCookieJar())
     app[UPSTREAM_HTTP] = session
     try:
         yield
