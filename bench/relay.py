@@ -48,7 +48,8 @@ async def relay(request: web.Request) -> web.StreamResponse:
 async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=1000)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-    app[SESSION] = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+    app[SESSION] = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                         cookie_jar=aiohttp.DummyCookieJar())  # as the proxy
     yield
     await app[SESSION].close()
 
