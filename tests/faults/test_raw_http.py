@@ -58,14 +58,15 @@ async def test_connection_cannot_strip_the_headers_the_proxy_sets(cluster: Clust
     key, _ = await client.issue(proc)
     named = "Connection: close, Authorization, X-Request-ID, Content-Type, Content-Length, Host"
     request = head(f"Authorization: Bearer {key}", "Content-Type: application/json", "X-Request-ID: mine-1",
-                   f"Content-Length: {len(BODY)}", named, "X-Custom: kept") + BODY
+                   f"Content-Length: {len(BODY)}", named, "User-Agent: kept/1", "X-Custom: dropped") + BODY
     answer = await raw_request(proc.port, request)
     assert status_of(answer) == 200, answer[:300]
     sent = fake.last.headers
     assert sent["Authorization"] == f"Bearer {PROVIDER_ENV['DEMO_KEY']}"  # the provider's credential
     assert sent["Content-Type"] == "application/json" and sent["X-Request-ID"] == "mine-1"
     assert "Connection" not in sent or sent["Connection"].lower() in ("keep-alive", "close")
-    assert sent.get("X-Custom") == "kept" and fake.last.json()["model"] == "echo"
+    assert sent.get("User-Agent") == "kept/1" and fake.last.json()["model"] == "echo"
+    assert "X-Custom" not in sent  # client headers go upstream by allow-list only
     assert key not in str(dict(sent))
 
 
