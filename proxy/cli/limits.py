@@ -27,8 +27,18 @@ def add_flags(parser: argparse.ArgumentParser, *, clearing: bool = False) -> Non
     for flag, name, kind, help_ in FLAGS:
         group.add_argument(flag, dest=f"limit_{name}", type=kind, metavar="N" if kind is int else "X", help=help_)
     if clearing:
-        group.add_argument("--clear-limit", action="append", default=[], choices=LIMIT_NAMES, metavar="NAME",
-                           help=f"remove one limit (repeat): {', '.join(LIMIT_NAMES)}")
+        group.add_argument("--clear-limit", action="append", default=[], type=_limit_name,
+                           choices=LIMIT_NAMES, metavar="NAME",
+                           help=f"remove one limit (repeat): {', '.join(LIMIT_NAMES)}, or the flag's own "
+                                "name (rpm, tpm, max-concurrent, tokens-per-month, usd-per-month, max-tokens)")
+
+
+# --clear-limit also takes the name of the flag that sets the limit: `--clear-limit rpm` as `--rpm` sets it.
+_BY_FLAG = {flag.removeprefix("--"): name for flag, name, _, _ in FLAGS}
+
+
+def _limit_name(value: str) -> str:
+    return _BY_FLAG.get(value.strip().lower(), value)
 
 
 def body(args: argparse.Namespace) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from proxy.cli.limits import add_flags, body
 from tests.support.procs import ADMIN_TOKEN, ServeProcess, run_migrate, serving, write_config
 
 pytestmark = pytest.mark.slow
@@ -49,3 +51,12 @@ async def test_limit_flags_set_merge_clear_and_print(server: ServeProcess) -> No
     assert code == 0 and "limits        rpm 60, tpm 1000, max tokens 512" in out
     code, out = await _keys(server, "update", created["id"], "--rpm", "0")
     assert code == 1 and "requests_per_minute" in out  # the server's 400, printed
+
+
+def test_clear_limit_takes_the_api_name_or_the_flag_name() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, clearing=True)
+    args = parser.parse_args(["--clear-limit", "rpm", "--clear-limit", "tokens_per_month", "--clear-limit", "max-tokens"])
+    assert body(args) == {"requests_per_minute": None, "tokens_per_month": None, "max_tokens_per_request": None}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--clear-limit", "rmp"])
