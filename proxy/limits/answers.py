@@ -72,8 +72,11 @@ def rate_limited(limits: KeyLimits, levels: Levels, retry_ms: int, what: str) ->
 
 
 def over_budget(limits: KeyLimits, levels: Levels) -> UsageLimitExceeded:
-    return UsageLimitExceeded("This API key has reached its monthly usage limit; it resets at the start of "
-                              "the next calendar month (UTC).", headers=rate_headers(limits, levels))
+    # The budget may not be spent yet: a request is refused when what it reserves (its max tokens, or
+    # the configured estimate when it names none) would pass the budget. Say so, and what helps.
+    return UsageLimitExceeded("This request would exceed this API key's monthly usage limit (what a request "
+                              "may use is reserved up front: set a lower max_tokens). The limit resets at the "
+                              "start of the next calendar month (UTC).", headers=rate_headers(limits, levels))
 
 
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
