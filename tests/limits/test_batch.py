@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from proxy.limits.batch import ScriptBatch
+from tests.limits.helpers import limited_key, metered
 
 INCR = "return redis.call('INCR', KEYS[1])"
 FAIL_ON_NEGATIVE = "if tonumber(ARGV[1]) < 0 then return redis.error_reply('negative') end return ARGV[1]"
@@ -76,3 +77,16 @@ async def test_a_failed_round_trip_fails_every_call_of_the_batch(redis_url: str,
                                    return_exceptions=True)
     await client.aclose()
     assert all(isinstance(r, Exception) for r in results)
+
+
+async def test_many_concurrent_admissions_stay_fleet_wide(make_limiter: Any) -> None:
+    # redis-py's pool holds at most 100 connections: one script call per request in flight ran out of
+    # them at about 100 concurrent requests of limited keys (MaxConnectionsError), and every limited
+    # key fell back to per-instance enforcement for retry_redis_seconds. Batched, they share a few.
+    limiter = await make_limiter()
+    key = limited_key(requests_per_minute=10**6, max_concurrent_requests=10**6)
+    tickets = await asyncio.gather(*(limiter.reserve(key, None, {"max_tokens": 1}, 4) for _ in range(300)))
+    for ticket in tickets:
+        limiter.finish(ticket, metered(1, 1))
+    await limiter.settled()
+    assert limiter.degraded_admissions == 0 and all(t is not None and t.shared for t in tickets)
