@@ -18,6 +18,7 @@ from .chunks import chunk_cpu
 from .context import Bench, Options
 from .goals import evaluate
 from .keys import BenchKey, create_database, issue, open_store, reset_database
+from .limiter import limiter
 from .procs import BenchError
 from .report import Table, code_version, machine, record, render
 from .stack import Layout, Services
@@ -29,6 +30,7 @@ SCENARIOS: dict[str, Callable[[Bench], Table]] = {
     "streaming": load.streaming,
     "chunks": chunk_cpu,
     "limits": governed.limits,
+    "limiter": limiter,
     "metering": governed.metering,
     "cold": lambda b: asyncio.run(coldflood.cold_keys(b)),
     "flood": coldflood.flood,

@@ -134,6 +134,14 @@ def by_area(ranking: Ranking) -> Counter[str]:
     return areas
 
 
+def _concern_note(bench: Bench, out: Path) -> str:
+    samples, concerns = by_concern(out.read_text().splitlines())
+    shares = {name: 100 * concerns[name] / (samples or 1) for name, _ in CONCERNS}
+    bench.measured |= {f"profile.{name.split(' ')[0]}": share for name, share in shares.items()}
+    listed = ", ".join(f"{name} {share:.1f}%" for name, share in shares.items())
+    return f"Inclusive time by concern: {listed}."
+
+
 def profile(bench: Bench, top: int = 15) -> Table:
     out = bench.layout.run_dir / "profile.txt"
     ranking, load = record(bench, out)
@@ -152,10 +160,7 @@ def profile(bench: Bench, top: int = 15) -> Table:
     areas = ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in by_area(ranking).most_common())
     busy = 100 * ranking.samples / (RATE * bench.options.profile_seconds)
     table.notes.append(f"Self time by area: {areas}.")
-    samples, concerns = by_concern(out.read_text().splitlines())
-    bench.measured |= {f"profile.{name.split(' ')[0]}": 100 * n / (samples or 1) for name, n in concerns.items()}
-    table.notes.append("Inclusive time by concern: " + ", ".join(
-        f"{name} {100 * concerns[name] / (samples or 1):.1f}%" for name, _ in CONCERNS) + ".")
+    table.notes.append(_concern_note(bench, out))
     if load.errors:
         table.notes.append(f"**{load.errors} of {load.requests} requests during the profile failed** "
                            "(non-2xx or socket errors): the profile is not of the happy path.")
