@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.admin.conftest import AdminStack
 from tests.admin.test_cli import tokenhub, url  # noqa: F401  (the `url` fixture)
+from tests.support.admin import AdminStack
 
 
 async def aged(pool: asyncpg.Pool, key_id: str, days: int) -> None:

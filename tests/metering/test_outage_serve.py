@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from tests.metering.conftest import CHAT, Recorder
-from tests.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
 from tests.support import TcpGate
+from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
 
 pytestmark = pytest.mark.slow
 GUARD = 30.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import expect
 
-from tests.page.conftest import OpenTab, Providers, StartStack
+from tests.support.page import OpenTab, Providers, StartStack
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "deploy" / "screenshots" / "api-keys-1280.png"
 WIDTH = 1280

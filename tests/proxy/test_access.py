@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from proxy.runtime.access import AccessSink
 from proxy.state import METRICS, REQUEST_LOG
-from tests.fakes import FakeProvider, canned
+from tests.support.fakes import FakeProvider, canned
 from tests.upstreams import drops_after
 
 CHAT = "/v1/chat/completions"

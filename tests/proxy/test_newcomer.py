@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from proxy.runtime.local import API_KEY_ENV, DEMO_MODELS, PROVIDER
-from tests.procs import provider, run_migrate, write_config
+from tests.support.procs import provider, run_migrate, write_config
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)

@@ -26,9 +26,9 @@ from proxy.errors import InvalidRequest
 from proxy.gateway.headers import outbound_headers
 from proxy.runtime.protocol import GuardedAppRunner
 from proxy.state import KEYSTORE, LIFECYCLE
-from tests.fakes import FakeProvider
-from tests.proxy.conftest import PROVIDER_KEY, IssueKey
 from tests.support import FakeClock
+from tests.support.fakes import FakeProvider
+from tests.support.proxy import PROVIDER_KEY, IssueKey
 
 CHAT = "/v1/chat/completions"
 LIMIT = 64 * 1024  # the fixture config's max_body_bytes
