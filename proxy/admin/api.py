@@ -115,7 +115,7 @@ def _actor(request: web.Request) -> Actor:
 
 
 def _now(request: web.Request) -> float:
-    return _store(request).clock.time()
+    return _store(request).time()
 
 
 async def metrics(request: web.Request) -> web.Response:
