@@ -106,14 +106,18 @@ class SentinelFeed:
     While no sentinel answers, the check is skipped: the PING alone decides.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, sentinels: Sentinel) -> None:
         self._client = client
+        self._sentinels = sentinels
 
     def pubsub(self) -> PubSub:
         return _PrimaryPubSub(self._client.connection_pool)
 
     async def aclose(self) -> None:
+        """Close the feed's connections and the connections to the sentinels (closed last: redis-py
+        leaves those to whoever made the `Sentinel`, and the command client asks them too)."""
         await self._client.aclose()
+        await self._sentinels.aclose()
 
 
 class _PrimaryPubSub(PubSub):
@@ -159,14 +163,10 @@ def _sentinel_clients(r: RedisConfig) -> tuple[Redis, SentinelFeed]:
         to_sentinels["ssl"] = True
     if r.sentinel_password:
         to_sentinels["password"] = r.sentinel_password
-    addresses = [split_listen(s) for s in r.sentinels]
-    clients = []
-    for feed in (False, True):
-        # One Sentinel object per client: redis-py reorders its sentinel list as it discovers.
-        sentinel = Sentinel(addresses, sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
-        clients.append(sentinel.master_for(r.master_name, redis_class=Redis, ssl=tls, **extra,
-                                           **_server_kwargs(r, feed=feed)))
-    return clients[0], SentinelFeed(clients[1])
+    sentinels = Sentinel([split_listen(s) for s in r.sentinels], sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
+    main, feed = (sentinels.master_for(r.master_name, redis_class=Redis, ssl=tls, **extra,
+                                       **_server_kwargs(r, feed=feed)) for feed in (False, True))
+    return main, SentinelFeed(feed, sentinels)
 
 
 def redis_clients(config: Config) -> tuple[Redis | RedisCluster, Redis | ClusterFeed | SentinelFeed]:
