@@ -87,7 +87,6 @@ class AdminConfig:
 class PostgresConfig:
     dsn: str = field(default="postgresql://127.0.0.1:5432/tokenhub", repr=False)
     password_env: str = ""  # read the password from this variable (else the DSN's or PGPASSWORD)
-    pool_min: int = 1
     pool_max: int = 10
     timeout_seconds: float = 2.0  # per query and per pool acquire
     connect_timeout_seconds: float = 2.0
