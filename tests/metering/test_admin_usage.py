@@ -11,7 +11,7 @@ import pytest
 
 from keystore.usage import UsageRow
 
-from tests.metering.conftest import Stack
+from tests.support.metering import Stack
 
 
 def row(key_id: str, hour: datetime, model: str = "openai/a", tokens: int = 10) -> UsageRow:

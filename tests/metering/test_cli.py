@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from keystore.usage import UsageRow
 
-from tests.metering.conftest import ADMIN_TOKEN, Stack
+from tests.support.metering import ADMIN_TOKEN, Stack
 
 
 async def tokenhub(stack: Stack, *args: str) -> str:

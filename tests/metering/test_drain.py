@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.metering.conftest import CHAT, PRICES, Recorder
+from tests.support.metering import CHAT, PRICES, Recorder
 from tests.support.procs import ADMIN_TOKEN, provider, serving, write_config
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.metering.conftest import CHAT, Recorder
 from tests.support import TcpGate
+from tests.support.metering import CHAT, Recorder
 from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from keystore.usage import UsageRow
 
-from tests.metering.conftest import ADMIN_TOKEN, CHAT, Stack
+from tests.support.metering import ADMIN_TOKEN, CHAT, Stack
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from proxy.state import METRICS
-from tests.metering.conftest import CHAT, EMBED, INSTRUCT, Recorder, Stack
 from tests.metering.streams import EMBED_USAGE, USAGE
+from tests.support.metering import CHAT, EMBED, INSTRUCT, Recorder, Stack
 
 MESSAGES: Any = [{"role": "user", "content": "Say hello"}]
 

@@ -16,7 +16,7 @@ from keystore.usage import UsageRow
 
 from proxy.app import create_admin_app, create_app
 from proxy.state import METER
-from tests.metering.conftest import ADMIN_TOKEN, CHAT, Recorder, metering_config
+from tests.support.metering import ADMIN_TOKEN, CHAT, Recorder, metering_config
 
 
 async def test_metering_off(database_url: str, redis_url: str, settings: KeystoreSettings, pool: asyncpg.Pool,

@@ -19,8 +19,8 @@ from proxy.metering.tap import Metered, MeteringTap
 from proxy.metering.usage import Price, Unmetered, Usage
 from proxy.runtime.access import AccessSink
 from proxy.state import METRICS, REQUEST_LOG
-from tests.metering.conftest import CHAT, PROVIDER_REQUEST_ID, Recorder, Stack
 from tests.support import eventually
+from tests.support.metering import CHAT, PROVIDER_REQUEST_ID, Recorder, Stack
 
 CHAT_BODY: Any = {"model": f"openai/{CHAT}", "messages": [{"role": "user", "content": "hi"}]}
 
