@@ -18,7 +18,7 @@ from aiohttp import web
 from tests.support.fakes import FakeProvider
 from tests.support.faults import CHAT, GUARD, Client, Cluster, scrape
 from tests.support.procs import ServeProcess
-from tests.upstreams import SSE, drops_after, endless, sse_chunks
+from tests.support.upstreams import SSE, drops_after, endless, sse_chunks
 
 STREAM = {"model": "demo/echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 STREAMS = 40  # many streams: the bug this guards counted 25-50 % of them as client aborts

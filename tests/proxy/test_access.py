@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from proxy.runtime.access import AccessSink
 from proxy.state import METRICS, REQUEST_LOG
 from tests.support.fakes import FakeProvider, canned
-from tests.upstreams import drops_after
+from tests.support.upstreams import drops_after
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}

@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from proxy.gateway.body import MAX_DEPTH
 from proxy.gateway.headers import FORWARDED_REQUEST_HEADERS, RETURNED_RESPONSE_HEADERS
 from tests.support.fakes import FakeProvider, canned
-from tests.upstreams import redirect
+from tests.support.upstreams import redirect
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}

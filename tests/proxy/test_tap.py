@@ -24,7 +24,7 @@ from proxy.gateway.relay import relay
 from proxy.gateway.tap import Outcome
 from tests.support.fakes import FakeProvider, canned
 from tests.support.procs import free_port
-from tests.upstreams import drops_after, late_eof, sse_chunks
+from tests.support.upstreams import drops_after, late_eof, sse_chunks
 
 STREAM = b'{"model": "echo", "stream": true, "messages": [{"role": "user", "content": "a b c"}]}'
 WHOLE = b'{"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}'
