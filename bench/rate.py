@@ -114,8 +114,9 @@ def sustained(bench: Bench, targets: tuple[str, ...] = ("relay", "proxy")) -> Ta
     m = bench.measured
     m["direct.sustained.p99_at_start"] = calibration.p99_ms
     table.notes.append(f"Calibration: the fake provider alone (direct, on the target core) at {START} "
-                       f"connections: p50 {calibration.p50_ms:.1f} ms, p99 {calibration.p99_ms:.1f} ms; a p99 "
-                       f"near {P99_LIMIT_MS:g} ms there means the machine's own jitter leaves no room for a target.")
+                       f"connections: p50 {calibration.p50_ms:.1f} ms, p99 {calibration.p99_ms:.1f} ms; "
+                       f"a p99 near {P99_LIMIT_MS:g} ms there means the machine's own jitter leaves "
+                       "no room for a target.")
     proxy_vs_relay = ratio(m.get("proxy.sustained.rps", 0), m.get("relay.sustained.rps", 0))
     m["sustained.ratio"] = proxy_vs_relay
     table.notes.append(f"proxy / relay sustained req/s: {proxy_vs_relay:.2f}×. The target is pinned to one "
