@@ -12,18 +12,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fleet.conftest import (
+from tests.support.fleet import (
     Traffic,
     admin,
     chat,
     decided,
-    eventually,
     feed_up,
     fleet_config,
     need,
     refused_as_answered,
+    until,
 )
-from tests.fleet.services import redis_cli, redis_cluster, wait_cluster_ok
+from tests.support.fleet_services import redis_cli, redis_cluster, wait_cluster_ok
 from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
                                 demo_url=demo_url) for n in ("a", "b")]
         run_migrate(configs[0])
         async with serving(configs[0]) as a, serving(configs[1]) as b, aiohttp.ClientSession() as http:
-            await eventually(lambda: _feeds(http, a, b), "both feeds up")
+            await until(lambda: _feeds(http, a, b), "both feeds up")
             keys = [await admin(http, a, "POST", "/admin/keys", {"name": f"k{i}"}) for i in range(12)]
             for k in keys:
                 assert await _both(http, a, b, k["key"]) == [200, 200]
@@ -68,7 +68,7 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
             await refused_as_answered(http, a, b, keys[2]["key"], answer)
             restarted.start()
             await asyncio.to_thread(wait_cluster_ok, nodes)
-            await eventually(lambda: _feeds(http, a, b), "both feeds up after the restart")
+            await until(lambda: _feeds(http, a, b), "both feeds up after the restart")
             moved = [p for p in (a, b) if "revocation feed lost" in p.log()]
             assert moved and all(p.log().count("revocation feed subscribed") >= 2 for p in moved)  # + a flush
             for k in keys[3:]:

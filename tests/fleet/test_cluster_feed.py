@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 
 from proxy.config import Config, RedisConfig
 from proxy.runtime.resources import ClusterFeed, redis_clients
-from tests.fleet.conftest import need
-from tests.fleet.services import redis_cluster
+from tests.support.fleet import need
+from tests.support.fleet_services import redis_cluster
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fleet.conftest import admin, chat, fleet_config, need
-from tests.fleet.services import PGBOUNCER, Bouncer, pgbouncer, scratch_dir
+from tests.support.fleet import admin, chat, fleet_config, need
+from tests.support.fleet_services import PGBOUNCER, Bouncer, pgbouncer, scratch_dir
 from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fleet.conftest import admin, chat, eventually, fleet_config, need
-from tests.fleet.services import PG_BIN, postgres_pair, scratch_dir
+from tests.support.fleet import admin, chat, fleet_config, need, until
+from tests.support.fleet_services import PG_BIN, postgres_pair, scratch_dir
 from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ async def test_the_proxy_follows_a_promoted_replica(tmp_path: Path, redis_url: s
                 async with http.post(proc.admin_url("/admin/keys"), json={"name": "after"},
                                      headers={"Authorization": f"Bearer {proc.admin_token}"}) as r:
                     return r.status == 201
-            await eventually(writes_again, "a write on the promoted replica")
+            await until(writes_again, "a write on the promoted replica")
             # Read from the promoted replica on a cold path: the key was replicated before the failover.
             assert await chat(http, proc, cold["key"]) == 200
             await admin(http, proc, "POST", f"/admin/keys/{warm['id']}/revoke")

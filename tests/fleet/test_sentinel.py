@@ -11,18 +11,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fleet.conftest import (
+from tests.support.fleet import (
     Traffic,
     admin,
     chat,
-    eventually,
     feed_up,
     fleet_config,
     need,
     refused_as_answered,
     refused_by_both,
+    until,
 )
-from tests.fleet.services import sentinel_set
+from tests.support.fleet_services import sentinel_set
 from tests.support.procs import run_migrate, serving
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ async def test_sentinel_failover_under_traffic(tmp_path: Path, database_url: str
                                 demo_url=demo_url) for n in ("a", "b")]
         run_migrate(configs[0])
         async with serving(configs[0]) as a, serving(configs[1]) as b, aiohttp.ClientSession() as http:
-            await eventually(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds up")
+            await until(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds up")
             keys = [await admin(http, a, "POST", "/admin/keys", {"name": n}) for n in ("traffic", "k1", "k2", "k3")]
             for k in keys:
                 assert [await chat(http, p, k["key"]) for p in (a, b)] == [200, 200]
@@ -51,11 +51,11 @@ async def test_sentinel_failover_under_traffic(tmp_path: Path, database_url: str
             s.primary.kill()  # SIGKILL: no goodbye to anyone
             during = await admin(http, b, "POST", f"/admin/keys/{keys[1]['id']}/revoke")  # during the failover
             await refused_as_answered(http, a, b, keys[1]["key"], during)
-            await eventually(lambda: _is(s.master_port, s.replica.port), "the sentinels promoted the replica")
+            await until(lambda: _is(s.master_port, s.replica.port), "the sentinels promoted the replica")
             after = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # right after it
             await refused_as_answered(http, a, b, keys[2]["key"], after)
 
-            await eventually(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds back")
+            await until(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds back")
             revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
             assert revoked["propagation"]["confirmed"] == 2  # both acknowledged through the new primary
             await refused_by_both(http, a, b, keys[3]["key"])

@@ -12,8 +12,8 @@ from redis.exceptions import RedisError
 
 from proxy.config_loader import load_config
 from proxy.runtime.resources import redis_clients
-from tests.fleet.conftest import eventually, need
-from tests.fleet.services import redis_cli, sentinel_set
+from tests.support.fleet import need, until
+from tests.support.fleet_services import redis_cli, sentinel_set
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ async def test_a_demoted_primary_cuts_the_feed_and_the_clients_follow(tmp_path: 
             assert (await ps.get_message(timeout=5))["type"] == "subscribe"  # type: ignore[index]
             await main.set("k", "before")
             assert redis_cli(s.ports[0], "SENTINEL", "FAILOVER", s.master_name) == "OK"
-            await eventually(lambda: asyncio.to_thread(lambda: s.master_port() == s.replica.port),
+            await until(lambda: asyncio.to_thread(lambda: s.master_port() == s.replica.port),
                              "the replica promoted")
             with pytest.raises((RedisError, OSError)):  # the old primary's subscribers are disconnected
                 for _ in range(50):
@@ -47,7 +47,7 @@ async def test_a_demoted_primary_cuts_the_feed_and_the_clients_follow(tmp_path: 
                 except RedisError:
                     return False
                 return await asyncio.to_thread(redis_cli, s.replica.port, "GET", "k") == "after"
-            await eventually(writes, "a write on the new primary")
+            await until(writes, "a write on the new primary")
             ps = feed.pubsub()  # what the feed loop does next: subscribe again (and flush)
             await ps.subscribe("ch")
             assert (await ps.get_message(timeout=5))["type"] == "subscribe"  # type: ignore[index]
