@@ -24,7 +24,8 @@ BAD_KEYS = {  # name -> make(valid key) -> headers
     "bad checksum": lambda k: {"Authorization": f"Bearer {k[:-1]}{'A' if k[-1] != 'A' else 'B'}"},
     "wrong id": lambda k: {"Authorization": f"Bearer th-{'Z' * 12}{k[15:]}"},
     "over-long": lambda k: {"Authorization": f"Bearer {k}{'x' * 6000}"},
-    "two different keys": lambda k: {"Authorization": f"Bearer {k}", "x-api-key": k[:-1] + "0"},
+    # the second key differs in its last character whatever that character is (1 in 62 keys end in "0")
+    "two different keys": lambda k: {"Authorization": f"Bearer {k}", "x-api-key": k[:-1] + ("1" if k[-1] == "0" else "0")},
     "key and garbage": lambda k: {"api-key": k, "x-api-key": "nonsense"},
 }
 
