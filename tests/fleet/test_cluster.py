@@ -61,22 +61,24 @@ async def test_cluster_of_three_masters(tmp_path: Path, database_url: str, migra
             assert await _both(http, a, b, keys[0]["key"]) == [401, 401]
 
             traffic = Traffic(http, [a, b], keys[1]["key"]).start()
-            # Restart a master that holds a revocation feed (same port and nodes.conf: it rejoins).
-            restarted = next(n for n in nodes if redis_cli(n.port, "CLIENT", "LIST", "TYPE", "pubsub"))
-            restarted.kill(signal.SIGTERM)
-            answer = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # while it is down
-            await refused_as_answered(http, a, b, keys[2]["key"], answer)
-            restarted.start()
-            await asyncio.to_thread(wait_cluster_ok, nodes)
-            await until(lambda: _feeds(http, a, b), "both feeds up after the restart")
-            moved = [p for p in (a, b) if "revocation feed lost" in p.log()]
-            assert moved and all(p.log().count("revocation feed subscribed") >= 2 for p in moved)  # + a flush
-            for k in keys[3:]:
-                assert await _both(http, a, b, k["key"]) == [200, 200]
-            revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
-            assert revoked["propagation"]["confirmed"] == 2
-            assert await _both(http, a, b, keys[3]["key"]) == [401, 401]
-            await traffic.stop()
+            try:
+                # Restart a master that holds a revocation feed (same port and nodes.conf: it rejoins).
+                restarted = next(n for n in nodes if redis_cli(n.port, "CLIENT", "LIST", "TYPE", "pubsub"))
+                restarted.kill(signal.SIGTERM)
+                answer = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # while it is down
+                await refused_as_answered(http, a, b, keys[2]["key"], answer)
+                restarted.start()
+                await asyncio.to_thread(wait_cluster_ok, nodes)
+                await until(lambda: _feeds(http, a, b), "both feeds up after the restart")
+                moved = [p for p in (a, b) if "revocation feed lost" in p.log()]
+                assert moved and all(p.log().count("revocation feed subscribed") >= 2 for p in moved)  # + a flush
+                for k in keys[3:]:
+                    assert await _both(http, a, b, k["key"]) == [200, 200]
+                revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
+                assert revoked["propagation"]["confirmed"] == 2
+                assert await _both(http, a, b, keys[3]["key"]) == [401, 401]
+            finally:
+                await traffic.stop()  # also when an assertion failed: no client task outlives the session
             limited = await _rate_limited_across_both(http, a, b)
             # Decided by the shared bucket on the cluster (its keys are there, and Redis decided).
             pattern = f"{namespace}:lim:{{{limited}}}*"

@@ -46,21 +46,23 @@ async def test_sentinel_failover_under_traffic(tmp_path: Path, database_url: str
             for k in keys:
                 assert [await chat(http, p, k["key"]) for p in (a, b)] == [200, 200]
             traffic = Traffic(http, [a, b], keys[0]["key"]).start()
-            await asyncio.sleep(0.5)
+            try:
+                await asyncio.sleep(0.5)
 
-            s.primary.kill()  # SIGKILL: no goodbye to anyone
-            during = await admin(http, b, "POST", f"/admin/keys/{keys[1]['id']}/revoke")  # during the failover
-            await refused_as_answered(http, a, b, keys[1]["key"], during)
-            await until(lambda: _is(s.master_port, s.replica.port), "the sentinels promoted the replica")
-            after = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # right after it
-            await refused_as_answered(http, a, b, keys[2]["key"], after)
+                s.primary.kill()  # SIGKILL: no goodbye to anyone
+                during = await admin(http, b, "POST", f"/admin/keys/{keys[1]['id']}/revoke")  # during the failover
+                await refused_as_answered(http, a, b, keys[1]["key"], during)
+                await until(lambda: _is(s.master_port, s.replica.port), "the sentinels promoted the replica")
+                after = await admin(http, a, "POST", f"/admin/keys/{keys[2]['id']}/revoke")  # right after it
+                await refused_as_answered(http, a, b, keys[2]["key"], after)
 
-            await until(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds back")
-            revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
-            assert revoked["propagation"]["confirmed"] == 2  # both acknowledged through the new primary
-            await refused_by_both(http, a, b, keys[3]["key"])
-            await asyncio.sleep(0.5)
-            await traffic.stop()
+                await until(lambda: _all(feed_up(http, p) for p in (a, b)), "both feeds back")
+                revoked = await admin(http, a, "POST", f"/admin/keys/{keys[3]['id']}/revoke")
+                assert revoked["propagation"]["confirmed"] == 2  # both acknowledged through the new primary
+                await refused_by_both(http, a, b, keys[3]["key"])
+                await asyncio.sleep(0.5)
+            finally:
+                await traffic.stop()  # also when an assertion failed: no client task outlives the session
             for p in (a, b):  # each feed really was on the old primary, lost it and resubscribed
                 assert "revocation feed lost" in p.log() and p.log().count("revocation feed subscribed") >= 2
         print(f"sentinel failover: {len(traffic.statuses)} requests, slowest {traffic.slowest_s:.3f}s; revoke during "
