@@ -50,7 +50,7 @@ def config(tmp_path: Path, database_url: str, redis_url: str, namespace: str) ->
 
 
 @pytest.fixture
-async def stack(config: Config, pool: asyncpg.Pool, redis: Any, aiohttp_server: Any) -> AdminStack:
+async def admin_stack(config: Config, pool: asyncpg.Pool, redis: Any, aiohttp_server: Any) -> AdminStack:
     proxy_app = create_app(config)
     proxy = await aiohttp_server(proxy_app)
     admin = await aiohttp_server(create_admin_app(config, proxy_app))
@@ -58,16 +58,16 @@ async def stack(config: Config, pool: asyncpg.Pool, redis: Any, aiohttp_server: 
 
 
 @pytest.fixture
-async def api(stack: AdminStack, aiohttp_client: Any) -> Client:
+async def api(admin_stack: AdminStack, aiohttp_client: Any) -> Client:
     """A client of the admin listener that sends the default admin token."""
-    client: Client = await aiohttp_client(stack.admin, headers=AUTH)
+    client: Client = await aiohttp_client(admin_stack.admin, headers=AUTH)
     return client
 
 
 @pytest.fixture
-async def anon(stack: AdminStack, aiohttp_client: Any) -> Client:
+async def anon(admin_stack: AdminStack, aiohttp_client: Any) -> Client:
     """A client of the admin listener that sends no token unless told."""
-    client: Client = await aiohttp_client(stack.admin)
+    client: Client = await aiohttp_client(admin_stack.admin)
     return client
 
 

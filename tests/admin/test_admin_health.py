@@ -14,9 +14,9 @@ async def test_health_on_the_admin_port(anon: TestClient) -> None:
     assert (r.status, await r.json()) == (200, {"status": "ok"})
 
 
-async def test_readiness_on_the_admin_port_follows_the_instance(anon: TestClient, stack: AdminStack) -> None:
+async def test_readiness_on_the_admin_port_follows_the_instance(anon: TestClient, admin_stack: AdminStack) -> None:
     r = await anon.get("/readyz")
     assert r.status == 200 and (await r.json())["status"] in ("ready", "degraded")
-    stack.proxy.app[LIFECYCLE].drain()
+    admin_stack.proxy.app[LIFECYCLE].drain()
     r = await anon.get("/readyz")
     assert (r.status, (await r.json())["status"]) == (503, "draining")

@@ -99,11 +99,11 @@ async def test_providers_lists_configured_models(api: Client) -> None:
                              {"name": "local", "api": "openai", "models": MODELS[2:]}]}
 
 
-async def test_openapi_documents_every_route(api: Client, stack: AdminStack) -> None:
+async def test_openapi_documents_every_route(api: Client, admin_stack: AdminStack) -> None:
     doc = await expect(await api.get("/admin/openapi.json"), 200)
     assert doc["openapi"].startswith("3.")
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
-    served = {(r.method, r.resource.canonical) for app in (stack.admin.app, *_subapps(stack))
+    served = {(r.method, r.resource.canonical) for app in (admin_stack.admin.app, *_subapps(admin_stack))
               for r in app.router.routes() if r.method != "HEAD" and r.resource is not None
               and (r.resource.canonical.startswith("/admin/") or r.resource.canonical == "/metrics")}
     assert len(served) == 11 and served <= documented  # the page's /ui routes are HTML, not API calls
@@ -111,8 +111,8 @@ async def test_openapi_documents_every_route(api: Client, stack: AdminStack) -> 
     assert schemas["CreateKey"]["properties"]["allowed_models"]["items"]["enum"] == MODELS
 
 
-def _subapps(stack: AdminStack) -> list[Any]:
-    return [r.resource._app for r in stack.admin.app.router.routes()  # type: ignore[union-attr]
+def _subapps(admin_stack: AdminStack) -> list[Any]:
+    return [r.resource._app for r in admin_stack.admin.app.router.routes()  # type: ignore[union-attr]
             if hasattr(r.resource, "_app")]
 
 

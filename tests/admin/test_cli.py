@@ -37,8 +37,8 @@ async def tokenhub(*args: str, url: str, token: str | None = ADMIN_TOKEN) -> Don
 
 
 @pytest.fixture
-def url(stack: AdminStack) -> str:
-    return str(stack.admin.make_url("")).rstrip("/")
+def url(admin_stack: AdminStack) -> str:
+    return str(admin_stack.admin.make_url("")).rstrip("/")
 
 
 async def test_create_prints_the_key_once_with_a_warning(url: str) -> None:

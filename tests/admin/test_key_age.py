@@ -14,7 +14,7 @@ async def aged(pool: asyncpg.Pool, key_id: str, days: int) -> None:
 
 
 async def test_list_shows_age_and_flags_keys_due_for_rotation(url: str, pool: asyncpg.Pool,  # noqa: F811
-                                                              stack: AdminStack) -> None:
+                                                              admin_stack: AdminStack) -> None:
     ids = {}
     for name in ("fresh", "old", "old-revoked"):
         ids[name] = (await tokenhub("create", "--name", name, "--json", url=url)).json()["id"]

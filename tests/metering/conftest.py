@@ -19,7 +19,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-async def stack(database_url: str, redis_url: str, settings: KeystoreSettings, pool: Any, recorder: Recorder,
+async def metered_stack(database_url: str, redis_url: str, settings: KeystoreSettings, pool: Any, recorder: Recorder,
                 aiohttp_server: Any, aiohttp_client: Any) -> AsyncIterator[Stack]:
     upstream = await aiohttp_server(recorder.app())
     config = metering_config(database_url, redis_url, settings, str(upstream.make_url("/v1")))

@@ -32,42 +32,42 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-async def history(stack: Stack, key_id: str, today: datetime) -> None:
+async def history(metered_stack: Stack, key_id: str, today: datetime) -> None:
     """Past days of use, written as the proxy writes its batches (input ≈ 3/4 of each day's tokens)."""
     rows = [UsageRow(key_id, today - timedelta(days=len(DAILY) - 1 - i), f"openai/{CHAT}", tokens // 40,
                      0, tokens * 3 // 4, 0, tokens - tokens * 3 // 4, Decimal(tokens) * Decimal("0.0000003"))
             for i, tokens in enumerate(DAILY) if tokens]
-    await stack.meter.db.write_batch(uuid.uuid4(), rows)
+    await metered_stack.meter.db.write_batch(uuid.uuid4(), rows)
 
 
-async def open_page(browser: Browser, stack: Stack, problems: list[str]) -> Page:
+async def open_page(browser: Browser, metered_stack: Stack, problems: list[str]) -> Page:
     context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(10_000)
     page = await context.new_page()
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    await page.goto(str(stack.admin.make_url("/ui/keys")))
+    await page.goto(str(metered_stack.admin.make_url("/ui/keys")))
     await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
     await page.get_by_role("button", name="Sign in").click()
     return page
 
 
-async def test_usage_column_and_chart(stack: Stack, browser: Browser) -> None:
-    key, production = await stack.issue("production")
-    await stack.issue("staging")
+async def test_usage_column_and_chart(metered_stack: Stack, browser: Browser) -> None:
+    key, production = await metered_stack.issue("production")
+    await metered_stack.issue("staging")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    await history(stack, production, today)
-    async with stack.sdk(key) as sdk:
+    await history(metered_stack, production, today)
+    async with metered_stack.sdk(key) as sdk:
         await sdk.chat.completions.create(model=f"openai/{CHAT}", messages=[{"role": "user", "content": "hi"}])
-    await stack.meter.flush()
+    await metered_stack.meter.flush()
     problems: list[str] = []
-    page = await open_page(browser, stack, problems)
+    page = await open_page(browser, metered_stack, problems)
     row = page.get_by_role("row").filter(has_text="production")
     chart = row.get_by_role("img", name="Tokens per day")
     await expect(chart).to_be_visible()
     bars = await chart.locator("rect").evaluate_all("rs => rs.map(r => Number(r.dataset.tokens))")
     assert sum(bars) == sum(DAILY) + 22 and len(bars) == sum(1 for t in DAILY if t)  # + today's request
-    month = (await (await stack.admin.get(f"/admin/keys/{production}")).json())["usage_this_month"]
+    month = (await (await metered_stack.admin.get(f"/admin/keys/{production}")).json())["usage_this_month"]
     await expect(row.locator(".usage-total")).to_have_attribute("title", f"This month: {month['input_tokens']} input "
                                                                 f"and {month['output_tokens']} output tokens, "
                                                                 f"{month['requests']} requests")

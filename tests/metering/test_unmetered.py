@@ -25,49 +25,49 @@ from tests.support.metering import CHAT, PROVIDER_REQUEST_ID, Recorder, Stack
 CHAT_BODY: Any = {"model": f"openai/{CHAT}", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def unmetered(stack: Stack, reason: str) -> float:
-    value = stack.proxy.app[METRICS].registry.get_sample_value(
+def unmetered(metered_stack: Stack, reason: str) -> float:
+    value = metered_stack.proxy.app[METRICS].registry.get_sample_value(
         "tokenhub_usage_unmetered_total", {"provider": "openai", "reason": reason})
     return value or 0.0
 
 
-async def post(stack: Stack, key: str, body: dict[str, Any]) -> bytes:
+async def post(metered_stack: Stack, key: str, body: dict[str, Any]) -> bytes:
     async with aiohttp.ClientSession() as session, session.post(
-            stack.proxy.make_url("/v1/chat/completions"), json=body, headers={"Authorization": f"Bearer {key}"}) as r:
+            metered_stack.proxy.make_url("/v1/chat/completions"), json=body, headers={"Authorization": f"Bearer {key}"}) as r:
         return await r.read()
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_no_usage_reported(stack: Stack, recorder: Recorder, stream: bool) -> None:
+async def test_no_usage_reported(metered_stack: Stack, recorder: Recorder, stream: bool) -> None:
     recorder.mode = "no_usage"
-    key, key_id = await stack.issue()
-    await post(stack, key, CHAT_BODY | {"stream": stream})
-    total = (await stack.usage(key_id))["total"]
+    key, key_id = await metered_stack.issue()
+    await post(metered_stack, key, CHAT_BODY | {"stream": stream})
+    total = (await metered_stack.usage(key_id))["total"]
     assert (total["requests"], total["unmetered_requests"], total["input_tokens"]) == (1, 1, 0)
-    assert unmetered(stack, "no_usage_reported") == 1
+    assert unmetered(metered_stack, "no_usage_reported") == 1
 
 
-async def test_client_gone_mid_stream(stack: Stack, recorder: Recorder) -> None:
+async def test_client_gone_mid_stream(metered_stack: Stack, recorder: Recorder) -> None:
     recorder.mode = "hold"
-    key, key_id = await stack.issue()
+    key, key_id = await metered_stack.issue()
     async with aiohttp.ClientSession() as session, session.post(
-            stack.proxy.make_url("/v1/chat/completions"), json=CHAT_BODY | {"stream": True},
+            metered_stack.proxy.make_url("/v1/chat/completions"), json=CHAT_BODY | {"stream": True},
             headers={"Authorization": f"Bearer {key}"}) as r:
         assert (await r.content.readany()).startswith(b"data: ")
         await recorder.holding.wait()
     # leaving the block closed the connection mid-stream
-    await eventually(lambda: unmetered(stack, "client_gone") == 1)
-    total = (await stack.usage(key_id))["total"]
+    await eventually(lambda: unmetered(metered_stack, "client_gone") == 1)
+    total = (await metered_stack.usage(key_id))["total"]
     assert (total["requests"], total["unmetered_requests"]) == (1, 1)
 
 
-async def test_upstream_broke_mid_stream(stack: Stack, recorder: Recorder) -> None:
+async def test_upstream_broke_mid_stream(metered_stack: Stack, recorder: Recorder) -> None:
     recorder.mode = "break"
-    key, key_id = await stack.issue()
+    key, key_id = await metered_stack.issue()
     with pytest.raises(aiohttp.ClientPayloadError):  # the relay ends a broken stream visibly
-        await post(stack, key, CHAT_BODY | {"stream": True})
-    await eventually(lambda: unmetered(stack, "upstream_failed") == 1)
-    assert (await stack.usage(key_id))["total"]["unmetered_requests"] == 1
+        await post(metered_stack, key, CHAT_BODY | {"stream": True})
+    await eventually(lambda: unmetered(metered_stack, "upstream_failed") == 1)
+    assert (await metered_stack.usage(key_id))["total"]["unmetered_requests"] == 1
 
 
 class StartsWithInput:
@@ -110,14 +110,14 @@ def test_client_gone_from_an_anthropic_stream_is_charged_its_announced_input() -
                                 Decimal("0.000105"), "req_1")]
 
 
-async def test_access_line_says_why_a_request_is_unmetered(stack: Stack, recorder: Recorder) -> None:
+async def test_access_line_says_why_a_request_is_unmetered(metered_stack: Stack, recorder: Recorder) -> None:
     lines = io.StringIO()
-    stack.proxy.app[REQUEST_LOG].sink = sink = AccessSink(lines, json=True, enabled=True)
+    metered_stack.proxy.app[REQUEST_LOG].sink = sink = AccessSink(lines, json=True, enabled=True)
     recorder.mode = "no_usage"
-    key, _ = await stack.issue()
-    await post(stack, key, CHAT_BODY)
+    key, _ = await metered_stack.issue()
+    await post(metered_stack, key, CHAT_BODY)
     recorder.mode = "normal"
-    await post(stack, key, CHAT_BODY)
+    await post(metered_stack, key, CHAT_BODY)
     sink.flush()
     logged = [orjson.loads(line) for line in lines.getvalue().splitlines()]
     assert [(e["unmetered"], e["input_tokens"], e["upstream_request_id"]) for e in logged] == [

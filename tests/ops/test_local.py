@@ -30,7 +30,7 @@ def local_env(database_url: str, redis_url: str, namespace: str) -> dict[str, st
 
 
 @pytest.fixture
-def stack(tmp_path: Path, database_url: str, redis_url: str, namespace: str,
+def local_stack(tmp_path: Path, database_url: str, redis_url: str, namespace: str,
           migrated: None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`tokenhub local` on free ports; yields the process and its banner once printed."""
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
@@ -58,28 +58,28 @@ def exported(banner: str) -> str:
     return line
 
 
-def test_printed_curl_line_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    (curl,) = [line for line in stack[1].splitlines() if line.startswith("curl ")]
+def test_printed_curl_line_works(local_stack: tuple[subprocess.Popen[bytes], str]) -> None:
+    (curl,) = [line for line in local_stack[1].splitlines() if line.startswith("curl ")]
     assert "th-" not in curl  # the key comes from the environment
-    done = subprocess.run(["bash", "-c", exported(stack[1]) + "\n" + curl + " -w '\\n%{http_code}'"],
+    done = subprocess.run(["bash", "-c", exported(local_stack[1]) + "\n" + curl + " -w '\\n%{http_code}'"],
                           check=False, capture_output=True, text=True, timeout=30)
     body, _, status = done.stdout.rpartition("\n")
     assert status == "200", done
     assert json.loads(body)["choices"][0]["message"]["content"] == "Hello, TokenHub!"
 
 
-def test_printed_sdk_snippet_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    snippet = re.search(r"^import os\nfrom openai import OpenAI\n.*?^print\(.*?\)$", stack[1], re.MULTILINE | re.DOTALL)
+def test_printed_sdk_snippet_works(local_stack: tuple[subprocess.Popen[bytes], str]) -> None:
+    snippet = re.search(r"^import os\nfrom openai import OpenAI\n.*?^print\(.*?\)$", local_stack[1], re.MULTILINE | re.DOTALL)
     assert snippet is not None and "th-" not in snippet.group(0)
-    env = os.environ | {"TOKENHUB_API_KEY": exported(stack[1]).partition("=")[2]}
+    env = os.environ | {"TOKENHUB_API_KEY": exported(local_stack[1]).partition("=")[2]}
     done = subprocess.run([sys.executable, "-c", snippet.group(0)], check=False, capture_output=True, text=True,
                           timeout=60, env=env)
     assert done.returncode == 0 and done.stdout == "Hello, TokenHub!\n", done.stderr
 
 
-def test_printed_admin_token_works(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    token = re.search(r"^Admin token: (\S+)$", stack[1], re.MULTILINE).group(1)  # type: ignore[union-attr]
-    admin = banner_ports(stack[1])[1]
+def test_printed_admin_token_works(local_stack: tuple[subprocess.Popen[bytes], str]) -> None:
+    token = re.search(r"^Admin token: (\S+)$", local_stack[1], re.MULTILINE).group(1)  # type: ignore[union-attr]
+    admin = banner_ports(local_stack[1])[1]
     request = urllib.request.Request(f"http://127.0.0.1:{admin}/admin/keys?account=local",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as r:
@@ -87,8 +87,8 @@ def test_printed_admin_token_works(stack: tuple[subprocess.Popen[bytes], str]) -
     assert "local-demo" in names
 
 
-def test_ctrl_c_stops_everything_it_started(stack: tuple[subprocess.Popen[bytes], str]) -> None:
-    proc, banner = stack
+def test_ctrl_c_stops_everything_it_started(local_stack: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, banner = local_stack
     ports = banner_ports(banner)
     assert len(ports) == 3 and not any(refused(p) for p in ports)
     proc.send_signal(signal.SIGINT)

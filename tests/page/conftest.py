@@ -1,4 +1,4 @@
-"""Fixtures for the API Keys page: a real stack (demo provider, proxy app, admin app, all on real
+"""Fixtures for the API Keys page: a real page_stack (demo provider, proxy app, admin app, all on real
 sockets, real Postgres and Redis) and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = [
 @pytest.fixture
 async def start_stack(aiohttp_server: Any, pool: asyncpg.Pool, database_url: str, redis_url: str,
                       settings: KeystoreSettings) -> AsyncIterator[StartStack]:
-    """Start the stack with the given providers; the demo app (serving all their models) stands in
+    """Start the page_stack with the given providers; the demo app (serving all their models) stands in
     for every one of them. `pool` migrates and truncates the test database first."""
     sessions: list[aiohttp.ClientSession] = []
 
@@ -68,7 +68,7 @@ async def start_stack(aiohttp_server: Any, pool: asyncpg.Pool, database_url: str
 
 
 @pytest.fixture
-async def stack(start_stack: StartStack) -> Stack:
+async def page_stack(start_stack: StartStack) -> Stack:
     return await start_stack()
 
 
@@ -82,10 +82,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def open_tab(browser: Browser) -> AsyncIterator[OpenTab]:
-    """Open the page of a stack in a fresh browser context (1440x900, en-US, UTC)."""
+    """Open the page of a page_stack in a fresh browser context (1440x900, en-US, UTC)."""
     contexts: list[BrowserContext] = []
 
-    async def open_(stack: Stack) -> Tab:
+    async def open_(page_stack: Stack) -> Tab:
         context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US",
                                             timezone_id="UTC")
         contexts.append(context)
@@ -95,7 +95,7 @@ async def open_tab(browser: Browser) -> AsyncIterator[OpenTab]:
         page.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: tab.problems.append(f"request failed: {r.url}"))
-        await page.goto(stack.page_url)
+        await page.goto(page_stack.page_url)
         return tab
 
     yield open_
@@ -104,5 +104,5 @@ async def open_tab(browser: Browser) -> AsyncIterator[OpenTab]:
 
 
 @pytest.fixture
-async def tab(open_tab: OpenTab, stack: Stack) -> Tab:
-    return await open_tab(stack)
+async def tab(open_tab: OpenTab, page_stack: Stack) -> Tab:
+    return await open_tab(page_stack)

@@ -32,13 +32,13 @@ async def test_a_wrong_token_is_refused(tab: Tab) -> None:
     assert await tab.page.evaluate("sessionStorage.length") == 0
 
 
-async def test_create_use_reload_revoke(tab: Tab, stack: Stack) -> None:
+async def test_create_use_reload_revoke(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     key = await tab.create_key("checkout-service", account="shop")
     dialog = page.get_by_role("dialog", name="Save your API key")
     await expect(dialog).to_contain_text("This key will not be shown again.")
-    assert await stack.chat(key) == 200
+    assert await page_stack.chat(key) == 200
     await tab.close_secret()
     await expect(dialog).to_be_hidden()
     row = tab.row("checkout-service")
@@ -53,11 +53,11 @@ async def test_create_use_reload_revoke(tab: Tab, stack: Stack) -> None:
     await confirm.get_by_role("button", name="Revoke key").click()
     await expect(row.get_by_text("Revoked")).to_be_visible()
     await expect(page.get_by_role("status").filter(has_text="revoked")).to_contain_text("confirmed")
-    assert await stack.chat(key) == 401
+    assert await page_stack.chat(key) == 401
     assert tab.problems == []
 
 
-async def test_revoke_can_be_cancelled(tab: Tab, stack: Stack) -> None:
+async def test_revoke_can_be_cancelled(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     key = await tab.create_key("keep-me")
@@ -67,10 +67,10 @@ async def test_revoke_can_be_cancelled(tab: Tab, stack: Stack) -> None:
     await page.get_by_role("dialog", name="Revoke key").get_by_role("button", name="Cancel").click()
     await expect(revoke).to_be_focused()  # focus goes back to the row's button
     await expect(tab.row("keep-me").get_by_text("Active")).to_be_visible()
-    assert await stack.chat(key) == 200
+    assert await page_stack.chat(key) == 200
 
 
-async def test_rotate_shows_the_new_key_once_and_honours_the_grace_period(tab: Tab, stack: Stack) -> None:
+async def test_rotate_shows_the_new_key_once_and_honours_the_grace_period(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     old = await tab.create_key("batch-jobs")
@@ -82,7 +82,7 @@ async def test_rotate_shows_the_new_key_once_and_honours_the_grace_period(tab: T
     new = await tab.read_secret()
     assert new != old
     await expect(page.get_by_role("dialog", name="Save your API key")).to_contain_text("keeps working for 1 hour")
-    assert (await stack.chat(new), await stack.chat(old)) == (200, 200)
+    assert (await page_stack.chat(new), await page_stack.chat(old)) == (200, 200)
     await tab.close_secret()
     rows = page.get_by_role("row").filter(has_text="batch-jobs")
     await expect(rows).to_have_count(2)
@@ -91,7 +91,7 @@ async def test_rotate_shows_the_new_key_once_and_honours_the_grace_period(tab: T
     assert tab.problems == []
 
 
-async def test_rotate_without_grace_stops_the_old_key(tab: Tab, stack: Stack) -> None:
+async def test_rotate_without_grace_stops_the_old_key(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     old = await tab.create_key("nightly")
@@ -101,12 +101,12 @@ async def test_rotate_without_grace_stops_the_old_key(tab: Tab, stack: Stack) ->
     await rotate.get_by_label("Old key keeps working for").select_option(value="0")
     await rotate.get_by_role("button", name="Rotate key").click()
     new = await tab.read_secret()
-    assert (await stack.chat(new), await stack.chat(old)) == (200, 401)
+    assert (await page_stack.chat(new), await page_stack.chat(old)) == (200, 401)
     await tab.close_secret()
     await expect(page.get_by_role("row").filter(has_text="nightly").filter(has_text="Revoked")).to_have_count(1)
 
 
-async def test_restrictions_are_picked_from_the_configured_models(tab: Tab, stack: Stack) -> None:
+async def test_restrictions_are_picked_from_the_configured_models(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     await page.get_by_role("button", name="New API Key").click()
@@ -117,27 +117,27 @@ async def test_restrictions_are_picked_from_the_configured_models(tab: Tab, stac
     await expect(dialog.get_by_role("checkbox", name="labs/echo")).to_be_disabled()
     await dialog.get_by_role("button", name="Cancel").click()
     key = await tab.create_key("echo-only", models=("demo/echo",))
-    assert (await stack.chat(key, "demo/echo"), await stack.chat(key, "demo/echo-mini")) == (200, 403)
+    assert (await page_stack.chat(key, "demo/echo"), await page_stack.chat(key, "demo/echo-mini")) == (200, 403)
     await tab.close_secret()
     await expect(tab.row("echo-only").get_by_role("list", name="Restrictions")).to_have_text("demo/echo")
-    stored = await stack.admin_call("GET", "/admin/keys")
+    stored = await page_stack.admin_call("GET", "/admin/keys")
     assert [(k["allowed_models"], k["allowed_providers"]) for k in stored["data"]] == [(["demo/echo"], [])]
 
 
-async def test_expiration_date_is_the_end_of_that_day_utc(tab: Tab, stack: Stack) -> None:
+async def test_expiration_date_is_the_end_of_that_day_utc(tab: Tab, page_stack: Stack) -> None:
     await tab.sign_in()
     await tab.create_key("contractor", expires="2031-03-15")
     await tab.close_secret()
     await expect(tab.row("contractor")).to_contain_text("Mar 15, 2031")
-    stored = await stack.admin_call("GET", "/admin/keys")
+    stored = await page_stack.admin_call("GET", "/admin/keys")
     assert [k["expires_at"] for k in stored["data"]] == ["2031-03-15T23:59:59Z"]
 
 
-async def test_filters_by_account_and_status(tab: Tab, stack: Stack) -> None:
+async def test_filters_by_account_and_status(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     for name, account in [("web", "acme"), ("mobile", "acme"), ("etl", "globex")]:
-        made = await stack.admin_call("POST", "/admin/keys", json={"name": name, "account": account})
-    await stack.admin_call("POST", f"/admin/keys/{made['id']}/revoke")
+        made = await page_stack.admin_call("POST", "/admin/keys", json={"name": name, "account": account})
+    await page_stack.admin_call("POST", f"/admin/keys/{made['id']}/revoke")
     await tab.sign_in()
     filters = page.get_by_role("search", name="Filter keys")
     await expect(page.get_by_role("row")).to_have_count(4)  # the header row and three keys
@@ -155,7 +155,7 @@ async def test_empty_list_says_so(tab: Tab) -> None:
     await expect(tab.page.get_by_text("No API keys here yet")).to_be_visible()
 
 
-async def test_a_name_is_required(tab: Tab, stack: Stack) -> None:
+async def test_a_name_is_required(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     await page.get_by_role("button", name="New API Key").click()
@@ -163,7 +163,7 @@ async def test_a_name_is_required(tab: Tab, stack: Stack) -> None:
     await dialog.get_by_role("button", name="Create key").click()
     await expect(dialog.get_by_role("alert")).to_contain_text("Give the key a name")
     await expect(dialog.get_by_label("Name")).to_be_focused()
-    assert (await stack.admin_call("GET", "/admin/keys"))["data"] == []
+    assert (await page_stack.admin_call("GET", "/admin/keys"))["data"] == []
 
 
 async def test_api_errors_are_shown_in_the_dialog(tab: Tab) -> None:
@@ -197,9 +197,9 @@ async def test_keyboard_only(tab: Tab) -> None:
     await expect(tab.row("keyboard-key")).to_be_visible()
 
 
-async def test_copy_button_puts_the_key_on_the_clipboard(tab: Tab, stack: Stack) -> None:
+async def test_copy_button_puts_the_key_on_the_clipboard(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
-    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.page_url.rstrip("/"))
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page_stack.page_url.rstrip("/"))
     await tab.sign_in()
     key = await tab.create_key("clipboard")
     await page.get_by_role("button", name="Copy").click()
@@ -218,10 +218,10 @@ async def test_a_rejected_token_ends_the_session(tab: Tab) -> None:
     assert await page.evaluate("sessionStorage.length") == 0
 
 
-async def test_long_lists_load_more(tab: Tab, stack: Stack) -> None:
+async def test_long_lists_load_more(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     for n in range(53):  # the page asks for 50 at a time
-        await stack.admin_call("POST", "/admin/keys", json={"name": f"tenant-{n:02d}"})
+        await page_stack.admin_call("POST", "/admin/keys", json={"name": f"tenant-{n:02d}"})
     await tab.sign_in()
     await expect(page.get_by_text("50 keys shown")).to_be_visible()
     await page.get_by_role("button", name="Load more").click()

@@ -8,7 +8,7 @@ from playwright.async_api import expect
 from tests.support.page import Stack, Tab
 
 
-async def test_limits_set_in_the_dialog_are_shown_and_enforced(tab: Tab, stack: Stack) -> None:
+async def test_limits_set_in_the_dialog_are_shown_and_enforced(tab: Tab, page_stack: Stack) -> None:
     page = tab.page
     await tab.sign_in()
     await page.get_by_role("button", name="New API Key").click()
@@ -22,5 +22,5 @@ async def test_limits_set_in_the_dialog_are_shown_and_enforced(tab: Tab, stack: 
     limits = tab.row("limited-service").get_by_role("list", name="Limits")
     await expect(limits).to_contain_text("2 rpm")
     await expect(limits).to_contain_text("12.5 USD/mo")
-    assert [await stack.chat(key) for _ in range(3)] == [200, 200, 429]
+    assert [await page_stack.chat(key) for _ in range(3)] == [200, 200, 429]
     assert tab.problems == []

@@ -26,8 +26,8 @@ ON_SCREEN = """(el) => { const r = el.getBoundingClientRect(); const x = r.left 
   const hit = document.elementFromPoint(x, y); return hit !== null && (hit === el || el.contains(hit)); }"""
 
 
-async def populate(stack: object, pool: asyncpg.Pool) -> None:
-    call = stack.admin_call  # type: ignore[attr-defined]
+async def populate(page_stack: object, pool: asyncpg.Pool) -> None:
+    call = page_stack.admin_call  # type: ignore[attr-defined]
     await call("POST", "/admin/keys", json={"name": "production-web-frontend", "account": "acme-web",
                                             "allowed_providers": ["openai"]})
     await call("POST", "/admin/keys", json={"name": "staging-team-a", "account": "acme-web", "expires_at":
@@ -41,9 +41,9 @@ async def populate(stack: object, pool: asyncpg.Pool) -> None:
 
 async def test_actions_stay_on_screen_at_1280_px_with_a_key_in_grace(start_stack: StartStack, open_tab: OpenTab,
                                                                      pool: asyncpg.Pool) -> None:
-    stack = await start_stack(PROVIDERS)
-    await populate(stack, pool)
-    tab = await open_tab(stack)
+    page_stack = await start_stack(PROVIDERS)
+    await populate(page_stack, pool)
+    tab = await open_tab(page_stack)
     page = tab.page
     await page.set_viewport_size({"width": WIDTH, "height": 900})
     await tab.sign_in()
@@ -62,9 +62,9 @@ async def test_actions_stay_on_screen_at_1280_px_with_a_key_in_grace(start_stack
 
 async def test_a_key_past_the_rotation_reminder_is_flagged(start_stack: StartStack, open_tab: OpenTab,
                                                            pool: asyncpg.Pool) -> None:
-    stack = await start_stack(PROVIDERS)
-    await populate(stack, pool)
-    tab = await open_tab(stack)
+    page_stack = await start_stack(PROVIDERS)
+    await populate(page_stack, pool)
+    tab = await open_tab(page_stack)
     await tab.sign_in()
     await expect(tab.row("legacy-importer")).to_contain_text("400 days old")
     await expect(tab.row("legacy-importer")).to_contain_text("Rotation due")

@@ -19,7 +19,7 @@ PRODUCT_PROVIDERS: Providers = (
 )
 
 
-async def _populate(tab: Tab, stack: Stack, pool: asyncpg.Pool) -> str:
+async def _populate(tab: Tab, page_stack: Stack, pool: asyncpg.Pool) -> str:
     """Keys an operator would have: restricted ones, one expiring, one rotating out, one revoked, one
     expired. Returns the key of `production`, which has been used."""
     production = await tab.create_key("production", account="acme-web", providers=("openai",))
@@ -30,10 +30,10 @@ async def _populate(tab: Tab, stack: Stack, pool: asyncpg.Pool) -> str:
     await tab.create_key("dev", account="acme-labs")
     await tab.close_secret()
     for name in ("batch-embeddings", "ci-pipeline", "legacy-importer"):
-        await stack.admin_call("POST", "/admin/keys", json={"name": name, "account": "acme-data"})
-    keys = {k["name"]: k["id"] for k in (await stack.admin_call("GET", "/admin/keys"))["data"]}
-    await stack.admin_call("POST", f"/admin/keys/{keys['batch-embeddings']}/rotate", json={"grace_seconds": 86400})
-    await stack.admin_call("POST", f"/admin/keys/{keys['ci-pipeline']}/revoke")
+        await page_stack.admin_call("POST", "/admin/keys", json={"name": name, "account": "acme-data"})
+    keys = {k["name"]: k["id"] for k in (await page_stack.admin_call("GET", "/admin/keys"))["data"]}
+    await page_stack.admin_call("POST", f"/admin/keys/{keys['batch-embeddings']}/rotate", json={"grace_seconds": 86400})
+    await page_stack.admin_call("POST", f"/admin/keys/{keys['ci-pipeline']}/revoke")
     # No API can set a past expiry, so the expired key is aged in Postgres directly.
     await pool.execute("UPDATE api_keys SET created_at = now() - interval '400 days', "
                        "expires_at = now() - interval '30 days' WHERE id = $1", keys["legacy-importer"])
@@ -41,13 +41,13 @@ async def _populate(tab: Tab, stack: Stack, pool: asyncpg.Pool) -> str:
 
 
 async def test_screenshot_with_realistic_keys(start_stack: StartStack, open_tab: OpenTab, pool: asyncpg.Pool) -> None:
-    stack = await start_stack(PRODUCT_PROVIDERS, last_used_flush_seconds=0.2)
-    tab = await open_tab(stack)
+    page_stack = await start_stack(PRODUCT_PROVIDERS, last_used_flush_seconds=0.2)
+    tab = await open_tab(page_stack)
     page = tab.page
     await tab.sign_in()
-    production = await _populate(tab, stack, pool)
-    assert await stack.chat(production, "openai/gpt-4o") == 200
-    await _wait_for_last_used(stack, "production")
+    production = await _populate(tab, page_stack, pool)
+    assert await page_stack.chat(production, "openai/gpt-4o") == 200
+    await _wait_for_last_used(page_stack, "production")
     await page.reload()
     await expect(page.get_by_role("row")).to_have_count(8)  # header + 7 keys (one rotated pair)
     await expect(tab.row("production")).to_contain_text("just now")
@@ -74,10 +74,10 @@ async def _new_key_dialog(tab: Tab) -> None:
     await dialog.get_by_role("checkbox", name="openai/gpt-4o-mini").check()
 
 
-async def _wait_for_last_used(stack: Stack, name: str) -> None:
+async def _wait_for_last_used(page_stack: Stack, name: str) -> None:
     """Until the batched last-used flush has reached Postgres (a guard against hanging, no timing)."""
     for _ in range(200):
-        keys = (await stack.admin_call("GET", "/admin/keys"))["data"]
+        keys = (await page_stack.admin_call("GET", "/admin/keys"))["data"]
         if any(k["name"] == name and k["last_used_at"] for k in keys):
             return
         await asyncio.sleep(0.05)

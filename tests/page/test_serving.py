@@ -41,15 +41,15 @@ def _parse(html: str) -> _Tags:
     return parser
 
 
-async def test_root_redirects_to_the_keys_page(stack: Stack) -> None:
+async def test_root_redirects_to_the_keys_page(page_stack: Stack) -> None:
     for path in ("/", "/ui", "/ui/"):
-        async with stack.http.get(stack.admin.make_url(path), allow_redirects=False) as resp:
+        async with page_stack.http.get(page_stack.admin.make_url(path), allow_redirects=False) as resp:
             assert resp.status == 302
             assert resp.headers["Location"] == "/ui/keys"
 
 
-async def test_page_has_a_strict_content_security_policy(stack: Stack) -> None:
-    async with stack.http.get(stack.admin.make_url("/ui/keys")) as resp:
+async def test_page_has_a_strict_content_security_policy(page_stack: Stack) -> None:
+    async with page_stack.http.get(page_stack.admin.make_url("/ui/keys")) as resp:
         assert resp.status == 200
         assert resp.content_type == "text/html"
         csp = resp.headers["Content-Security-Policy"]
@@ -96,8 +96,8 @@ def test_every_static_file_is_listed_and_every_listed_file_exists() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(page.ASSETS))
-async def test_assets_are_served_with_their_type_and_the_policy(stack: Stack, name: str) -> None:
-    async with stack.http.get(stack.admin.make_url(page.STATIC_PREFIX + name)) as resp:
+async def test_assets_are_served_with_their_type_and_the_policy(page_stack: Stack, name: str) -> None:
+    async with page_stack.http.get(page_stack.admin.make_url(page.STATIC_PREFIX + name)) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == page.ASSETS[name]
         assert resp.headers["Content-Security-Policy"] == page.CSP
@@ -108,13 +108,13 @@ async def test_assets_are_served_with_their_type_and_the_policy(stack: Stack, na
     "/ui/static/index.html", "/ui/static/nope.js", "/ui/static/..%2Fpage.py", "/ui/static/%2e%2e/page.py",
     "/ui/static/../page.py", "/ui/static/../../pyproject.toml",
 ])
-async def test_nothing_else_is_served(stack: Stack, path: str) -> None:
-    async with stack.http.get(stack.admin.make_url(path), allow_redirects=False) as resp:
+async def test_nothing_else_is_served(page_stack: Stack, path: str) -> None:
+    async with page_stack.http.get(page_stack.admin.make_url(path), allow_redirects=False) as resp:
         body: Any = await resp.read()
         assert resp.status == 404
         assert b"def setup" not in body and b"[project]" not in body
 
 
-async def test_the_page_does_not_open_the_admin_api(stack: Stack) -> None:
-    async with stack.http.get(stack.admin.make_url("/admin/keys")) as resp:
+async def test_the_page_does_not_open_the_admin_api(page_stack: Stack) -> None:
+    async with page_stack.http.get(page_stack.admin.make_url("/admin/keys")) as resp:
         assert resp.status == 401
