@@ -15,7 +15,7 @@ from multidict import CIMultiDictProxy
 
 from proxy.config import ProviderConfig
 from proxy.errors import ErrorShape, ProxyError
-from proxy.gateway.styles.base import Endpoint
+from proxy.gateway.styles.base import Endpoint, ModelsByName
 from proxy.gateway.styles.openai import fill
 
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -63,7 +63,7 @@ def allowed_betas(provider: ProviderConfig, incoming: CIMultiDictProxy[str]) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class AnthropicStyle:
+class AnthropicStyle(ModelsByName):
     name: str = "anthropic"
     families: frozenset[str] = frozenset({"messages", "messages/count_tokens"})
     defaults: tuple[str, ...] = ("messages", "messages/count_tokens")
@@ -71,15 +71,7 @@ class AnthropicStyle:
     def problems(self, provider: ProviderConfig) -> list[str]:
         out = [] if _VERSION.fullmatch(provider.anthropic_version) else [
             f"anthropic_version must be a dated version (YYYY-MM-DD), got {provider.anthropic_version!r}"]
-        if provider.deployments:
-            out.append("deployments: only api = \"azure\" addresses models by deployment")
-        return out
-
-    def upstream_model(self, provider: ProviderConfig, model: str) -> str:
-        return model
-
-    def deployment(self, provider: ProviderConfig, model: str) -> str | None:
-        return None
+        return out + self.deployment_problems(provider)
 
     def url(self, provider: ProviderConfig, endpoint: Endpoint, model: str, params: dict[str, str],
             query: str) -> str:

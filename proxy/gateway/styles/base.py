@@ -98,3 +98,19 @@ class Style(Protocol):
         """Headers to set on the outbound request (None: remove): the credential and whatever this
         API needs (e.g. anthropic-version), computed from the config and the client's headers."""
         ...
+
+
+class ModelsByName:
+    """What a style that calls a model by its own name says (every style but Azure's deployments)."""
+
+    __slots__ = ()
+
+    def upstream_model(self, provider: ProviderConfig, model: str) -> str:
+        return model
+
+    def deployment(self, provider: ProviderConfig, model: str) -> str | None:
+        return None
+
+    @staticmethod
+    def deployment_problems(provider: ProviderConfig) -> list[str]:
+        return ["deployments: only api = \"azure\" addresses models by deployment"] if provider.deployments else []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from multidict import CIMultiDictProxy
 
 from proxy.config import ProviderConfig
-from proxy.gateway.styles.base import Endpoint
+from proxy.gateway.styles.base import Endpoint, ModelsByName
 
 # Inference endpoints, served unless a provider lists its own; the others only when listed.
 INFERENCE = ("chat/completions", "completions", "embeddings", "responses")
@@ -21,19 +21,13 @@ def fill(template: str, params: dict[str, str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAIStyle:
+class OpenAIStyle(ModelsByName):
     name: str = "openai"
     families: frozenset[str] = frozenset(INFERENCE + OPTIONAL)
     defaults: tuple[str, ...] = INFERENCE
 
     def problems(self, provider: ProviderConfig) -> list[str]:
-        return ["deployments: only api = \"azure\" addresses models by deployment"] if provider.deployments else []
-
-    def upstream_model(self, provider: ProviderConfig, model: str) -> str:
-        return model
-
-    def deployment(self, provider: ProviderConfig, model: str) -> str | None:
-        return None
+        return self.deployment_problems(provider)
 
     def url(self, provider: ProviderConfig, endpoint: Endpoint, model: str, params: dict[str, str],
             query: str) -> str:
