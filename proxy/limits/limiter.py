@@ -5,13 +5,16 @@ Order of work for a request of a key with limits (a key without any pays one att
 1. `max_tokens_per_request`: the request's own cap (max_tokens, max_completion_tokens, max_output_tokens)
    above the key's → 400 naming the field. No Redis involved.
 2. The demand: tokens and micro-USD reserved (demand.py).
-3. One script call in Redis (scripts.py ADMIT) decides everything on the server's clock and, when it
-   admits, takes a request from the requests bucket, the reservation from the tokens bucket and the
-   month, and a concurrency lease. A missing month is seeded from the Postgres usage rollups first.
+3. An allowance this process holds for the key (allowance.py) covers the request: admitted here.
+   Otherwise one script call in Redis (scripts.py ADMIT) decides everything on the server's clock and,
+   when it admits, takes a request from the requests bucket, the reservation from the tokens bucket and
+   the month, and a concurrency lease, plus the next allowance. A missing month is seeded from the
+   Postgres usage rollups first.
 4. Redis failing or slow (bounded by `[redis] timeout_seconds`): the `[limits] fallback` decides —
    the local share (local.py), open, or closed — for `retry_redis_seconds`, then Redis is tried again.
-5. After the answer, `finish()` corrects the reservation to the metered figure and frees the lease in a
-   background task (one script call), so neither a client's disconnect nor the reply's latency waits on it.
+5. After the answer, `finish()` corrects the reservation to the metered figure and frees the lease: in
+   the key's allowance when it can, otherwise in a background task (one script call), so neither a
+   client's disconnect nor the reply's latency waits on it.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from redis.exceptions import RedisError
 from keystore import ApiKey, KeyLimits
 
 from proxy.errors import ServiceUnavailable
+from proxy.limits.allowance import Allowance, Allowances
 from proxy.limits.answers import MaxTokensExceeded, over_budget, rate_headers, rate_limited
 from proxy.limits.demand import MAX_TOKEN_FIELDS, Demand, PriceLike, demand_of
 from proxy.limits.local import LocalCounters, MonthSpend
 from proxy.limits.metrics import LimitsMetrics
 from proxy.limits.settings import LimitsConfig
-from proxy.limits.shared import BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
+from proxy.limits.shared import ADMITTED, BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
 from proxy.metering.tap import Metered
 from proxy.metering.usage import Unmetered
 
@@ -82,7 +86,7 @@ def _month_start(month: int) -> datetime:
 class Limiter:
     def __init__(self, redis: Redis | RedisCluster | None, namespace: str, config: LimitsConfig, *,
                  month_usage: MonthUsage | None = None, redis_timeout: float = 0.25,
-                 metrics: LimitsMetrics | None = None) -> None:
+                 metrics: LimitsMetrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.namespace = namespace
         self._shared = None if redis is None else SharedCounters(redis, namespace, config.lease_seconds)
@@ -93,6 +97,7 @@ class Limiter:
         self._running: dict[str, int] = {}  # this instance's requests in flight, per key
         self._leases: dict[str, set[str]] = {}  # their Redis leases, renewed by `maintain()`
         self._carry_limits: dict[str, KeyLimits] = {}
+        self._allow = Allowances(config, clock)  # what this process may admit without asking Redis
         self._tasks: set[asyncio.Task[None]] = set()
         self.degraded_admissions = 0  # requests decided by the fallback
         self._metrics = metrics
@@ -119,6 +124,15 @@ class Limiter:
             raise
         if not _counted(limits):
             return None
+        allow = self._allow.covering(key.id, demand, limits, _month_now())
+        if allow is not None:
+            lease = allow.take(demand)
+            self._running[key.id] = self._running.get(key.id, 0) + 1
+            if lease:
+                self._leases.setdefault(key.id, set()).add(lease)
+            if self._metrics is not None:
+                self._metrics.decided("admitted", "allowance")
+            return Ticket(key.id, limits, demand, lease, allow.month, True, headers=allow.headers())
         lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
         verdict, shared = await self._decide(key.id, limits, demand, lease)
         self._count(verdict, shared)
@@ -132,8 +146,9 @@ class Limiter:
         self._running[key.id] = self._running.get(key.id, 0) + 1
         if shared and lease:
             self._leases.setdefault(key.id, set()).add(lease)
+        allow = self._allow.get(key.id) if shared else None  # granted with this admission: count its rest
         return Ticket(key.id, limits, demand, lease, verdict.month, shared,
-                      headers=rate_headers(limits, verdict.levels))
+                      headers=allow.headers() if allow is not None else rate_headers(limits, verdict.levels))
 
     async def _levels(self, key_id: str, limits: KeyLimits) -> dict[str, str]:
         """The x-ratelimit-* headers of a key with per-minute limits, without taking anything."""
@@ -174,21 +189,42 @@ class Limiter:
     async def _admit_shared(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> Verdict:
         assert self._shared is not None
         carry = self._local.take_carry(key_id)
+        old = self._allow.pop(key_id)  # its rest is given back in this call, before it decides
+        ask = self._allow.ask(limits, demand, self._running.get(key_id, 0), old)
+        if old is not None:
+            carry += old.rest(_month_now())
         try:
             async with asyncio.timeout(self._timeout):
-                v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+                v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry, ask=ask)
             if v.status == SEED_NEEDED:
                 await self._seed(key_id, v.month)  # Postgres, bounded by its own timeouts
                 # The rollups already hold what was metered while Redis was away: do not count it twice.
                 carry = replace(carry, month_tokens=0, micro_usd=0)
                 async with asyncio.timeout(self._timeout):
-                    v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry)
+                    v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry,
+                                                 ask=ask)
         except BaseException:
-            self._local.add_carry(key_id, carry)
+            # Redis may have run the call: what it owed is owed again (counted twice at worst: stricter);
+            # what it gave back is not given again (lost at worst: stricter, never more permissive).
+            self._local.add_carry(key_id, carry.owed())
+            self._allow.unfree.setdefault(key_id, set()).update(ask.free)
             raise
         if limits.tokens_per_month is not None or limits.usd_per_month is not None:
             self._local.remember_month(key_id, MonthSpend(v.month, v.month_tokens, v.month_micro_usd))
+        if v.status == ADMITTED and ask.share:
+            replaced = self._allow.install(key_id, limits, v.month, ask, v.grant, v.levels, lease)
+            if replaced is not None:
+                self._end_allowance(key_id, replaced)
         return v
+
+    def _end_allowance(self, key_id: str, allow: Allowance) -> None:
+        """Give an allowance's rest back (with the key's next call to Redis, or by `maintain()`)."""
+        rest = allow.rest(_month_now())
+        if not rest.empty:
+            self._local.add_carry(key_id, rest)
+            self._carry_limits.setdefault(key_id, allow.limits)
+        if allow.slots:
+            self._allow.unfree.setdefault(key_id, set()).update(allow.slots)
 
     async def _seed(self, key_id: str, month: int) -> None:
         assert self._shared is not None
@@ -211,6 +247,8 @@ class Limiter:
             log.warning("limits: Redis failed (%s: %s); using the %s fallback for %.1fs", type(exc).__name__,
                         exc, self.config.fallback, self.config.retry_redis_seconds)
         self._down_until = time.monotonic() + self.config.retry_redis_seconds
+        for key_id, allow in self._allow.drain():  # decided by the fallback now; given back later
+            self._end_allowance(key_id, allow)
 
     # -- after the provider -----------------------------------------------------------------------
 
@@ -225,6 +263,13 @@ class Limiter:
         if not ticket.shared:
             self._local.correct(ticket.key_id, ticket.limits, tokens, micro, ticket.month)
             return
+        allow = self._allow.get(ticket.key_id)
+        if allow is not None and allow.month == ticket.month and allow.limits == ticket.limits:
+            if ticket.lease:  # the slot stays this process's, free for the key's next request
+                allow.slots.append(ticket.lease)
+                ticket = replace(ticket, lease="")
+            if allow.absorb(tokens, micro):
+                tokens = micro = 0
         if tokens or micro or ticket.lease:
             task = asyncio.get_running_loop().create_task(self._settle(ticket, tokens, micro))
             self._tasks.add(task)
@@ -262,7 +307,7 @@ class Limiter:
         except _REDIS_FAILED as exc:
             self._redis_failed(exc)
             self._carry_limits[ticket.key_id] = ticket.limits
-            self._local.add_carry(ticket.key_id, Carry(0, tokens, tokens, micro))
+            self._local.add_carry(ticket.key_id, Carry(0, tokens, tokens, micro).owed())
 
     # -- background -------------------------------------------------------------------------------
 
@@ -280,15 +325,32 @@ class Limiter:
                 self._metrics.pending_carry.set(len(self._local.carry))
 
     async def maintain_once(self) -> None:
+        """Give back expired allowances, renew the slots held, free ended ones, hand the carries back."""
         assert self._shared is not None
+        for key_id, allow in self._allow.expired():
+            self._end_allowance(key_id, allow)
         try:
-            for key_id, leases in list(self._leases.items()):
-                async with asyncio.timeout(self._timeout):
-                    await self._shared.renew(key_id, sorted(leases))
+            for key_id in set(self._leases) | self._allow.keys():
+                held = self._leases.get(key_id, set()) | set(self._allow.held(key_id))
+                if held:
+                    async with asyncio.timeout(self._timeout):
+                        await self._shared.renew(key_id, sorted(held))
+            for key_id in list(self._allow.unfree):
+                await self._free_slots(key_id)
             for key_id in list(self._local.carry):
                 await self._flush_carry(key_id)
         except _REDIS_FAILED as exc:
             self._redis_failed(exc)
+
+    async def _free_slots(self, key_id: str) -> None:
+        assert self._shared is not None
+        free = self._allow.unfree.pop(key_id, set())
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._shared.settle(key_id, 0, 0, 0, "", 0, tuple(sorted(free)))
+        except BaseException:
+            self._allow.unfree.setdefault(key_id, set()).update(free)  # freeing twice is harmless
+            raise
 
     async def _flush_carry(self, key_id: str) -> None:
         assert self._shared is not None
@@ -305,7 +367,7 @@ class Limiter:
                     await self._shared.admit(key_id, limits, 0, 0, "", replace(carry, month_tokens=0, micro_usd=0),
                                              probe=True)
         except BaseException:
-            self._local.add_carry(key_id, carry)
+            self._local.add_carry(key_id, carry.owed())  # as in _admit_shared: never give back twice
             self._carry_limits.setdefault(key_id, limits)
             raise
 
@@ -314,8 +376,16 @@ class Limiter:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def give_back(self) -> None:
+        """End every allowance now and hand its rest and free slots back to Redis (shutdown, tests)."""
+        await self.settled()
+        for key_id, allow in self._allow.drain():
+            self._end_allowance(key_id, allow)
+        if self.redis_up:
+            await self.maintain_once()
+
     async def close(self) -> None:
-        """Wait (bounded) for the reconciliations still running."""
+        """Wait (bounded) for the reconciliations still running, then give the allowances back."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._timeout * 4):
-                await self.settled()
+                await self.give_back()

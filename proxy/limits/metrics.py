@@ -6,14 +6,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 OUTCOMES = ("admitted", "rate_limited", "over_budget")
-DECIDERS = ("redis", "local", "open")
+DECIDERS = ("redis", "allowance", "local", "open")
 
 
 class LimitsMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
         self.decisions = Counter("tokenhub_limits_decisions", "Requests of limited keys decided, by outcome "
-                                 "and by who decided (redis: fleet-wide; local: this instance's share while "
+                                 "and by who decided (redis: fleet-wide; allowance: this process, from its share taken from Redis ahead; local: this instance's share while "
                                  "Redis was unreachable; open: admitted uncounted)", ["outcome", "by"], registry=r)
         self.redis_up = Gauge("tokenhub_limits_redis_up", "1 while the limiter decides in Redis, 0 while its "
                               "fallback does", registry=r, multiprocess_mode="livemin")

@@ -55,11 +55,18 @@ local function reset_ms(v, cap) if v >= cap then return 0 end return math.ceil((
 # KEYS: rpm, tpm, conc, month.
 # ARGV: rpm, tpm, conc, month_tokens, month_micro_usd (0 = no limit), reserve_tokens, reserve_micro_usd,
 #       lease_id, lease_ms, carry_requests, carry_tokens (into the bucket), carry_month_tokens,
-#       carry_micro_usd (into the month), probe ('1': apply the carries only), month_ttl_s.
-# Carries are what this instance admitted while Redis was unreachable (its fallback), added once.
+#       carry_micro_usd (into the month), probe ('1': apply the carries only), month_ttl_s,
+#       ask_requests, ask_tokens, ask_micro_usd, ask_slots, share, free slot ids given back…
+# Carries are what this instance owes the shared counters, added once: what its fallback admitted while
+# Redis was unreachable (positive), and the unused rest of an allowance it gives back (negative; a
+# bucket never refills above its capacity). The free slots given back leave the concurrency set before
+# the check. When the request is admitted, an allowance is taken on top of it (allowance.py): up to the
+# ask of each limit, and never more than 1/share of what is left of it.
 # Returns {status, retry_ms, month, requests_left, requests_reset_ms, tokens_left, tokens_reset_ms,
-#          month_tokens, month_micro_usd, why}; why: 1 concurrency, 2 requests, 4 tokens (bits); status 0 admitted, 1 over a rate (429), 2 over a budget (402),
-#          3 this month's spend is not in Redis (seed it from Postgres and call again).
+#          month_tokens, month_micro_usd, why, granted requests, tokens, month tokens, micro-USD, slots};
+#          why: 1 concurrency, 2 requests, 4 tokens (bits); status 0 admitted, 1 over a rate (429),
+#          2 over a budget (402), 3 this month's spend is not in Redis (seed it from Postgres, call again).
+# Granted slots are named lease_id:1 … lease_id:n.
 ADMIT = PRELUDE + """
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mtok, musd = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -70,14 +77,18 @@ local budget = mtok > 0 or musd > 0
 local mt, mu = 0, 0
 if budget then
   local st = redis.call('HMGET', KEYS[4], 'm', 'tok', 'usd')
-  if not st[1] then return {3, 0, month, 0, 0, 0, 0, 0, 0, 0} end
+  if not st[1] then return {3, 0, month, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} end
   if tonumber(st[1]) == month then mt, mu = tonumber(st[2]), tonumber(st[3]) end
   mt, mu = mt + tonumber(ARGV[12]), mu + tonumber(ARGV[13])
 end
 local vr, vt = 0, 0
-if rpm > 0 then vr = level(KEYS[1], rpm) - tonumber(ARGV[10]) end
-if tpm > 0 then vt = level(KEYS[2], tpm) - tonumber(ARGV[11]) end
+if rpm > 0 then vr = math.min(rpm, level(KEYS[1], rpm) - tonumber(ARGV[10])) end
+if tpm > 0 then vt = math.min(tpm, level(KEYS[2], tpm) - tonumber(ARGV[11])) end
+if mt < 0 then mt = 0 end
+if mu < 0 then mu = 0 end
+for i = 21, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
 local status, retry, why = 0, 0, 0
+local gr, gt, gm, gu, gs = 0, 0, 0, 0, 0
 if not probe then
   if (mtok > 0 and mt + rtok > mtok) or (musd > 0 and mu + rusd > musd) then status = 2 end
   if status == 0 and conc > 0 then
@@ -93,9 +104,19 @@ if not probe then
   end
   if status == 0 then
     vr, vt, mt, mu = vr - 1, vt - rtok, mt + rtok, mu + rusd
+    local lease_ms, share = tonumber(ARGV[9]), tonumber(ARGV[20])
+    if share > 0 then
+      local function part(ask, left) return math.max(0, math.min(ask, math.floor(left / share))) end
+      if rpm > 0 then gr = part(tonumber(ARGV[16]), vr) end
+      if tpm > 0 then gt = part(tonumber(ARGV[17]), vt) end
+      if mtok > 0 then gm = part(tonumber(ARGV[17]), mtok - mt) end
+      if musd > 0 then gu = part(tonumber(ARGV[18]), musd - mu) end
+      if conc > 0 then gs = part(tonumber(ARGV[19]), conc - 1 - redis.call('ZCARD', KEYS[3])) end
+      vr, vt, mt, mu = vr - gr, vt - gt, mt + gm, mu + gu
+    end
     if conc > 0 then
-      local lease_ms = tonumber(ARGV[9])
       redis.call('ZADD', KEYS[3], now + lease_ms / 1000, ARGV[8])
+      for i = 1, gs do redis.call('ZADD', KEYS[3], now + lease_ms / 1000, ARGV[8] .. ':' .. i) end
       redis.call('PEXPIRE', KEYS[3], 2 * lease_ms)
     end
   end
@@ -106,11 +127,13 @@ if budget then
   redis.call('HSET', KEYS[4], 'm', month, 'tok', mt, 'usd', mu)
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[15]))
 end
-return {status, retry, month, remaining(vr), reset_ms(vr, rpm), remaining(vt), reset_ms(vt, tpm), mt, mu, why}
+return {status, retry, month, remaining(vr), reset_ms(vr, rpm), remaining(vt), reset_ms(vt, tpm), mt, mu, why,
+        gr, gt, gm, gu, gs}
 """
 
 # KEYS: tpm, conc, month.  ARGV: tpm, token_delta, micro_usd_delta (metered minus reserved), lease_id,
-# month (the month the reservation was made in: a reservation never corrects another month).
+# month (the month the reservation was made in: a reservation never corrects another month), more lease
+# ids to free (an allowance's unused slots)…
 SETTLE = PRELUDE + """
 local tpm, d, du = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if tpm > 0 and d ~= 0 then
@@ -119,6 +142,7 @@ if tpm > 0 and d ~= 0 then
   store(KEYS[1], tpm, v)
 end
 if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
+for i = 6, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
 local st = redis.call('HMGET', KEYS[3], 'm', 'tok', 'usd')
 if st[1] and st[1] == ARGV[5] then
   redis.call('HSET', KEYS[3], 'tok', tonumber(st[2]) + d, 'usd', tonumber(st[3]) + du)

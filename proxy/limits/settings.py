@@ -1,4 +1,4 @@
-"""The `[limits]` config section: estimates for reservations, lease lifetime, and the Redis-down mode."""
+"""The `[limits]` config section: estimates for reservations, leases, allowances, and the Redis-down mode."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ class LimitsConfig:
     fallback: str = "local"
     fallback_instances: int = 1  # proxy processes (instances x workers) to split limits by while Redis is down
     retry_redis_seconds: float = 1.0  # after a Redis failure, use the fallback this long before retrying
+    # Allowances (allowance.py): a busy key's requests are decided in-process from a share of its limits
+    # taken from Redis ahead of use. At most this many requests' worth at once (0: every request of a
+    # limited key is decided in Redis), at most 1/allowance_share of what is left of a limit, given
+    # back when unused after allowance_seconds.
+    allowance_requests: int = 256
+    allowance_share: int = 8
+    allowance_seconds: float = 1.0
 
     def problems(self) -> list[str]:
         out = []
@@ -33,4 +40,10 @@ class LimitsConfig:
             out.append("bytes_per_input_token must be at least 1")
         if self.lease_seconds < 1:
             out.append("lease_seconds must be at least 1")
+        if self.allowance_requests < 0:
+            out.append("allowance_requests must be 0 (no allowances) or more")
+        if self.allowance_share < 2:
+            out.append("allowance_share must be at least 2 (one process never takes all that is left)")
+        if not 0 < self.allowance_seconds <= 60:
+            out.append("allowance_seconds must be more than 0 and at most 60")
         return out

@@ -49,7 +49,8 @@ async def _key(proxy: TestClient, **limits: Any) -> tuple[str, str]:
 
 
 async def _month(redis: Redis, proxy: TestClient, key_id: str) -> tuple[int, int]:
-    await proxy.app[LIMITER].settled()
+    """The month's spend in Redis once the instance gave back what it holds of the key ahead of use."""
+    await proxy.app[LIMITER].give_back()
     tok, usd = await redis.hmget(layout(proxy.app[LIMITER].namespace, key_id).month, "tok", "usd")
     return int(float(tok)), int(float(usd))
 
