@@ -16,7 +16,7 @@ from keystore import Clock, StorageUnavailable
 
 from proxy.config import ProviderConfig
 from proxy.metering.aggregate import Aggregator
-from proxy.metering.metrics import UsageMetrics
+from proxy.metering.metrics import ModelUsage, UsageMetrics
 from proxy.metering.parsers import UsageFormat
 from proxy.metering.settings import MeteringConfig
 from proxy.metering.tap import Metered, MeteringTap
@@ -54,7 +54,7 @@ class Meter:
         self.db = aggregator.db  # the admin API reads the rollups through it
         self._prices = prices_of(providers)
         aggregator.on_drop = self.dropped
-        self._children: dict[str, tuple[Any, Any, Any, Any, Any]] = {}
+        self._models: dict[str, ModelUsage] = {}
 
     def tap(self, request: web.Request, key_id: str, provider: str, model: str, full: str, fmt: UsageFormat, *,
             strip: bool) -> MeteringTap:
@@ -68,30 +68,19 @@ class Meter:
     def record(self, key_id: str, provider: str, full: str, metered: Metered) -> None:
         usage = metered.usage
         self.aggregator.add(key_id, full, self.clock.time(), usage, metered.usd, unmetered=metered.reason is not None)
-        requests, input_, cached, output, usd = self._series(provider, full)
-        requests.inc()
-        if usage.input_tokens:
-            input_.inc(usage.input_tokens)
-        if usage.cached_input_tokens:
-            cached.inc(usage.cached_input_tokens)
-        if usage.output_tokens:
-            output.inc(usage.output_tokens)
+        counts = self._models.get(full)
+        if counts is None:
+            counts = self._models[full] = self.metrics.model(provider, full)
+        # plain numbers, no Prometheus call per request: UsageMetrics.sync copies them when it is read
+        counts.requests += 1
+        counts.input_tokens += usage.input_tokens
+        counts.cached_input_tokens += usage.cached_input_tokens
+        counts.output_tokens += usage.output_tokens
         if metered.usd:
-            usd.inc(float(metered.usd))
+            counts.usd += float(metered.usd)
         if metered.reason is not None:
-            self.metrics.unmetered.labels(provider, metered.reason.value).inc()
-        self.metrics.cells.set(self.aggregator.cells)
-
-    def _series(self, provider: str, full: str) -> tuple[Any, Any, Any, Any, Any]:
-        """The labelled series of one model, looked up once (`labels()` locks and builds a key per call)."""
-        found = self._children.get(full)
-        if found is None:
-            m = self.metrics
-            found = self._children[full] = (
-                m.requests.labels(provider, full), m.tokens.labels(provider, full, "input"),
-                m.tokens.labels(provider, full, "cached_input"), m.tokens.labels(provider, full, "output"),
-                m.usd.labels(provider, full))
-        return found
+            self.metrics.count_unmetered(provider, metered.reason.value)
+        self.metrics.pending_cells = self.aggregator.cells
 
     def dropped(self, usage: Usage) -> None:
         self.metrics.dropped_requests.inc(usage.requests)
@@ -106,7 +95,7 @@ class Meter:
             self.metrics.flush_failures.inc()
             raise
         finally:
-            self.metrics.cells.set(self.aggregator.cells)
+            self.metrics.pending_cells = self.aggregator.cells
 
     async def flush_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,9 +1,35 @@
 """Prometheus series of metering: tokens and cost by provider and model (never by key: cardinality),
-unmetered requests by reason, and what the bounded buffer held or dropped."""
+unmetered requests by reason, and what the bounded buffer held or dropped.
+
+The per-request figures are plain numbers (`ModelUsage`, `count_unmetered`, `pending_cells`), written
+without a lock; `sync()` copies them into Prometheus whenever the registry is read and once a second
+(proxy/runtime/metrics.py). The rare events (drops, failed flushes) go to Prometheus directly."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+_FIELDS = ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "usd")
+
+
+class ModelUsage:
+    """One model's usage as plain numbers, and how much of it is already in Prometheus."""
+
+    __slots__ = (*_FIELDS, "_children", "_copied")
+
+    def __init__(self, children: tuple[Counter, ...]) -> None:
+        self.requests = self.input_tokens = self.cached_input_tokens = self.output_tokens = 0
+        self.usd = 0.0
+        self._children = children  # in the order of _FIELDS
+        self._copied = [0.0] * len(_FIELDS)
+
+    def sync(self) -> None:
+        copied = self._copied
+        for i, (field, child) in enumerate(zip(_FIELDS, self._children, strict=True)):
+            value = getattr(self, field)
+            if value > copied[i]:
+                child.inc(value - copied[i])
+                copied[i] = value
 
 
 class UsageMetrics:
@@ -24,3 +50,32 @@ class UsageMetrics:
                                       "(retried by the next flush)", registry=r)
         self.cells = Gauge("tokenhub_usage_pending_cells", "Usage cells held in memory, not yet in Postgres",
                            registry=r, multiprocess_mode="livesum")
+        self.pending_cells = 0  # the aggregator's cells, as the meter last saw them
+        self._models: dict[tuple[str, str], ModelUsage] = {}
+        self._unmetered: dict[tuple[str, str], int] = {}
+        self._unmetered_copied: dict[tuple[str, str], int] = {}
+
+    def model(self, provider: str, model: str) -> ModelUsage:
+        """The plain counters of `provider`'s `model` (provider/model), made once."""
+        found = self._models.get((provider, model))
+        if found is None:
+            found = self._models[provider, model] = ModelUsage((
+                self.requests.labels(provider, model), self.tokens.labels(provider, model, "input"),
+                self.tokens.labels(provider, model, "cached_input"), self.tokens.labels(provider, model, "output"),
+                self.usd.labels(provider, model)))
+        return found
+
+    def count_unmetered(self, provider: str, reason: str) -> None:
+        pair, counts = (provider, reason), self._unmetered
+        counts[pair] = counts.get(pair, 0) + 1
+
+    def sync(self) -> None:
+        """Copy the usage counted since the last call, and the pending cells."""
+        for usage in self._models.values():
+            usage.sync()
+        copied = self._unmetered_copied
+        for pair, count in self._unmetered.items():
+            if count > copied.get(pair, 0):
+                self.unmetered.labels(*pair).inc(count - copied.get(pair, 0))
+                copied[pair] = count
+        self.cells.set(self.pending_cells)

@@ -120,8 +120,9 @@ class RequestLog:
 
     def _finish(self, request: web.Request, status: int, started: float, gone: bool = False) -> None:
         seconds = time.perf_counter() - started
-        self.metrics.in_flight.dec()
-        self.metrics.observe(request, status, seconds)
+        metrics = self.metrics
+        metrics.in_flight -= 1  # plain numbers, copied into Prometheus when it is read (runtime/metrics.py)
+        metrics.observe(request, status, seconds)
         request[_LOGGED] = True
         sink = self.sink
         if sink is not None and sink.enabled:
@@ -139,7 +140,7 @@ class RequestLog:
         @web.middleware
         async def access_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
             started = time.perf_counter()
-            self.metrics.in_flight.inc()
+            self.metrics.in_flight += 1
             try:
                 response = await handler(request)
             except web.HTTPException as exc:

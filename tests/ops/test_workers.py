@@ -73,8 +73,13 @@ async def test_metrics_add_up_over_workers(two_workers: ServeProcess) -> None:
             assert status == 200
             seen.add(worker)
             sent += 1
-    text = await scrape(two_workers)  # answered by one worker, counts both
-    assert sample(text, "tokenhub_requests_total", route="/v1/chat/completions", status="200") == sent
+
+    async def all_counted() -> bool:  # a scrape is answered by one worker and counts both
+        text, route = await scrape(two_workers), "/v1/chat/completions"
+        return (sample(text, "tokenhub_requests_total", route=route, status="200") == sent
+                and sample(text, "tokenhub_request_duration_seconds_count", route=route) == sent)
+
+    await wait_until(all_counted, timeout=5)  # the other worker copies its numbers once a second
 
 
 async def test_crashed_worker_is_reported_and_replaced(two_workers: ServeProcess) -> None:
