@@ -18,6 +18,8 @@ the maintenance loop once it expired. `block` doubles while a key keeps using it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +53,7 @@ class Allowance:
     micro_usd: float = UNLIMITED
     slots: list[str] = field(default_factory=list)  # concurrency slots held in Redis, free here
     levels: Levels = field(default_factory=Levels)  # the per-minute buckets in Redis after the grant
+    fixed: dict[str, str] = field(default_factory=dict)  # its headers as granted (see headers())
 
     @classmethod
     def granted(cls, limits: KeyLimits, month: int, expires: float, block: int, grant: Grant,
@@ -76,6 +79,13 @@ class Allowance:
         self.micro_usd -= demand.micro_usd
         return self.slots.pop() if self.slots else ""
 
+    def low(self, demand: Demand) -> bool:
+        """Less than half of the block it asked for is left (or no free slot): time to top it up."""
+        half = self.block / 2
+        return (self.requests < half or self.tokens < demand.tokens * half or self.month_tokens < demand.tokens * half
+                or self.micro_usd < demand.micro_usd * half
+                or (not self.slots and self.limits.max_concurrent_requests is not None))
+
     def absorb(self, tokens: int, micro_usd: int) -> bool:
         """A request's metered figure differs from what it reserved by these deltas: settle them here
         (a refund raises the allowance, a debt lowers it). False, changing nothing, when a debt is
@@ -88,7 +98,8 @@ class Allowance:
         return True
 
     def merge(self, other: Allowance) -> None:
-        """Two grants of the same limits and month (concurrent top-ups): one allowance."""
+        """Two grants of the same limits and month (a top-up, concurrent admissions): one allowance, which
+        ends `allowance_seconds` after the newer grant."""
         self.requests += other.requests
         self.tokens += other.tokens
         self.month_tokens += other.month_tokens
@@ -96,7 +107,7 @@ class Allowance:
         self.slots += other.slots
         self.expires = max(self.expires, other.expires)
         self.block = max(self.block, other.block)
-        self.levels = other.levels
+        self.levels, self.fixed = other.levels, {}
 
     def rest(self, month: int) -> Carry:
         """The unused rest as a carry that gives it back (its month parts only within its month)."""
@@ -105,10 +116,17 @@ class Allowance:
                      -_left(self.micro_usd) if same else 0)
 
     def headers(self) -> dict[str, str]:
-        """The `x-ratelimit-*` headers: what Redis had left after the grant plus what is left here."""
+        """The `x-ratelimit-*` headers: what Redis had left after the grant plus what is left here (the
+        limits and resets are those of the grant, built once; only the remaining counts change)."""
         lv = self.levels
-        return rate_headers(self.limits, Levels(lv.requests_left + _left(self.requests), lv.requests_reset_ms,
-                                                lv.tokens_left + _left(self.tokens), lv.tokens_reset_ms))
+        if not self.fixed:
+            self.fixed = rate_headers(self.limits, lv)
+        out = self.fixed.copy()
+        if "x-ratelimit-remaining-requests" in out:
+            out["x-ratelimit-remaining-requests"] = str(lv.requests_left + _left(self.requests))
+        if "x-ratelimit-remaining-tokens" in out:
+            out["x-ratelimit-remaining-tokens"] = str(lv.tokens_left + _left(self.tokens))
+        return out
 
 
 class Allowances:
@@ -119,6 +137,21 @@ class Allowances:
         self._clock = clock
         self._by_key: dict[str, Allowance] = {}
         self.unfree: dict[str, set[str]] = {}
+        self.pending: dict[str, asyncio.Future[None]] = {}  # keys with a call to Redis out (call_out)
+
+    @contextlib.contextmanager
+    def call_out(self, key_id: str) -> Iterator[None]:
+        """While a call to Redis for this key is out, other requests of the key wait for the allowance
+        it brings instead of each making a call of their own."""
+        if key_id in self.pending:
+            yield
+            return
+        self.pending[key_id] = done = asyncio.get_running_loop().create_future()
+        try:
+            yield
+        finally:
+            del self.pending[key_id]
+            done.set_result(None)
 
     def covering(self, key_id: str, demand: Demand, limits: KeyLimits, month: int) -> Allowance | None:
         allow = self._by_key.get(key_id)
@@ -130,25 +163,33 @@ class Allowances:
     def pop(self, key_id: str) -> Allowance | None:
         return self._by_key.pop(key_id, None)
 
-    def ask(self, limits: KeyLimits, demand: Demand, running: int, old: Allowance | None) -> Ask:
+    def ask(self, limits: KeyLimits, demand: Demand, running: int, old: Allowance | None, *,
+            top_up: bool = False) -> Ask:
         """The allowance to ask for with an admission in Redis: twice the last one while the key used it
-        up within its time, one request's worth otherwise; the old one's free slots go back."""
-        free = tuple(old.slots) if old is not None else ()
+        up within its time, one request's worth otherwise; slots for twice the requests running. The
+        old one's free slots go back with it, except for a top-up (the old one stays)."""
+        free = tuple(old.slots) if old is not None and not top_up else ()
         most = self._config.allowance_requests
         if not most:
             return Ask(free=free)
         block = min(most, 2 * old.block) if old is not None and self._clock() < old.expires else 1
-        slots = min(block, running + 1) if limits.max_concurrent_requests is not None else 0
+        slots = min(most, 2 * (running + 1)) if limits.max_concurrent_requests is not None else 0
         return Ask(block, block * demand.tokens, block * demand.micro_usd, slots, self._config.allowance_share, free)
 
     def install(self, key_id: str, limits: KeyLimits, month: int, ask: Ask, grant: Grant, levels: Levels,
-                lease: str) -> Allowance | None:
-        """Keep what Redis granted with an admission; the allowance it replaces (to end) or None."""
+                lease: str, spare: Demand | None = None) -> Allowance | None:
+        """Keep what Redis granted with an admission (and, for a top-up, the `spare` admitted request
+        itself with its slot); the allowance it replaces (to end) or None."""
+        if spare is not None:
+            grant = Grant(grant.requests + 1, grant.tokens + spare.tokens, grant.month_tokens + spare.tokens,
+                          grant.micro_usd + spare.micro_usd, grant.slots)
         allow = Allowance.granted(limits, month, self._clock() + self._config.allowance_seconds, ask.requests,
                                   grant, levels)
         allow.slots = [f"{lease}:{i}" for i in range(1, grant.slots + 1)]
-        have = self._by_key.get(key_id)  # a concurrent admission of the same key installed one meanwhile
-        if have is not None and have.limits == limits and have.month == month:
+        if spare is not None and lease:
+            allow.slots.append(lease)
+        have = self._by_key.get(key_id)  # a top-up, or a concurrent admission of the same key
+        if have is not None and have.limits == limits and have.month == month and self._clock() < have.expires:
             have.merge(allow)
             return None
         self._by_key[key_id] = allow

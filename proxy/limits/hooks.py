@@ -12,7 +12,7 @@ from keystore import ApiKey
 from proxy.gateway.providers import Route
 from proxy.gateway.tap import Outcome
 from proxy.limits.answers import RATE_HEADERS
-from proxy.limits.limiter import Ticket
+from proxy.limits.tickets import Ticket
 from proxy.log import ENDED
 from proxy.metering.meter import METERED
 from proxy.state import LIMITER

@@ -24,9 +24,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -43,44 +43,13 @@ from proxy.limits.local import LocalCounters, MonthSpend
 from proxy.limits.metrics import LimitsMetrics
 from proxy.limits.settings import LimitsConfig
 from proxy.limits.shared import ADMITTED, BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
+from proxy.limits.tickets import Ticket, counted, deltas, month_now, month_start
 from proxy.metering.tap import Metered
-from proxy.metering.usage import Unmetered
 
 log = logging.getLogger(__name__)
 _REDIS_FAILED = (RedisError, OSError, TimeoutError)
-# A figure is believed as it is only when complete or when the provider refused the request (it used
-# nothing); otherwise (the client left, the stream broke, no usage reported) the reservation stands.
-_BELIEVED = (None, Unmetered.PROVIDER_ERROR)
 MonthUsage = Callable[[str, datetime], Awaitable[tuple[int, int]]]  # (key id, month start) → tokens, micro-USD
 _WHY = {1: "concurrent requests", 2: "requests per minute", 4: "tokens per minute"}
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """One admitted request of a limited key, until `finish()`."""
-
-    key_id: str
-    limits: KeyLimits
-    demand: Demand
-    lease: str  # "" without a concurrency limit
-    month: int  # yyyymm the reservation was counted in
-    shared: bool  # counted in Redis (else by this instance's fallback, or not at all when fail-open)
-    counted: bool = True
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _counted(limits: KeyLimits) -> bool:
-    return any(v is not None for v in (limits.requests_per_minute, limits.tokens_per_minute,
-                                       limits.max_concurrent_requests, limits.tokens_per_month, limits.usd_per_month))
-
-
-def _month_now() -> int:
-    now = datetime.now(UTC)
-    return now.year * 100 + now.month
-
-
-def _month_start(month: int) -> datetime:
-    return datetime(month // 100, month % 100, 1, tzinfo=UTC)
 
 
 class Limiter:
@@ -122,17 +91,16 @@ class Limiter:
         except MaxTokensExceeded as exc:
             exc.headers.update(await self._levels(key.id, limits))
             raise
-        if not _counted(limits):
+        if not counted(limits):
             return None
-        allow = self._allow.covering(key.id, demand, limits, _month_now())
-        if allow is not None:
-            lease = allow.take(demand)
-            self._running[key.id] = self._running.get(key.id, 0) + 1
-            if lease:
-                self._leases.setdefault(key.id, set()).add(lease)
-            if self._metrics is not None:
-                self._metrics.decided("admitted", "allowance")
-            return Ticket(key.id, limits, demand, lease, allow.month, True, headers=allow.headers())
+        ticket = self._from_allowance(key.id, limits, demand)
+        for _ in range(4):  # a call for this key is out: what it brings back may cover this request too
+            if ticket is not None or (pending := self._allow.pending.get(key.id)) is None:
+                break
+            await asyncio.shield(pending)
+            ticket = self._from_allowance(key.id, limits, demand)
+        if ticket is not None:
+            return ticket
         lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
         verdict, shared = await self._decide(key.id, limits, demand, lease)
         self._count(verdict, shared)
@@ -149,6 +117,22 @@ class Limiter:
         allow = self._allow.get(key.id) if shared else None  # granted with this admission: count its rest
         return Ticket(key.id, limits, demand, lease, verdict.month, shared,
                       headers=allow.headers() if allow is not None else rate_headers(limits, verdict.levels))
+
+    def _from_allowance(self, key_id: str, limits: KeyLimits, demand: Demand) -> Ticket | None:
+        """Admitted from this process's allowance for the key, if it covers the request (and a top-up
+        started when it runs low), or None."""
+        allow = self._allow.covering(key_id, demand, limits, month_now())
+        if allow is None:
+            return None
+        lease = allow.take(demand)
+        self._running[key_id] = self._running.get(key_id, 0) + 1
+        if lease:
+            self._leases.setdefault(key_id, set()).add(lease)
+        if self._metrics is not None:
+            self._metrics.decided("admitted", "allowance")
+        if key_id not in self._allow.pending and allow.low(demand):
+            self._background(self._top_up(key_id, limits, demand))
+        return Ticket(key_id, limits, demand, lease, allow.month, True, headers=allow.headers())
 
     async def _levels(self, key_id: str, limits: KeyLimits) -> dict[str, str]:
         """The x-ratelimit-* headers of a key with per-minute limits, without taking anything."""
@@ -187,12 +171,16 @@ class Limiter:
         return await self._admit_local(key_id, limits, demand), False
 
     async def _admit_shared(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> Verdict:
+        with self._allow.call_out(key_id):
+            return await self._admit_shared_out(key_id, limits, demand, lease)
+
+    async def _admit_shared_out(self, key_id: str, limits: KeyLimits, demand: Demand, lease: str) -> Verdict:
         assert self._shared is not None
         carry = self._local.take_carry(key_id)
         old = self._allow.pop(key_id)  # its rest is given back in this call, before it decides
         ask = self._allow.ask(limits, demand, self._running.get(key_id, 0), old)
         if old is not None:
-            carry += old.rest(_month_now())
+            carry += old.rest(month_now())
         try:
             async with asyncio.timeout(self._timeout):
                 v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry, ask=ask)
@@ -217,9 +205,26 @@ class Limiter:
                 self._end_allowance(key_id, replaced)
         return v
 
+    async def _top_up(self, key_id: str, limits: KeyLimits, demand: Demand) -> None:
+        """In the background, before the key's allowance runs out: admit one more request like this one
+        in Redis, with the next allowance on top, and add both to what this process holds."""
+        assert self._shared is not None
+        lease = os.urandom(8).hex() if limits.max_concurrent_requests is not None else ""
+        ask = self._allow.ask(limits, demand, self._running.get(key_id, 0), self._allow.get(key_id), top_up=True)
+        try:
+            with self._allow.call_out(key_id):
+                async with asyncio.timeout(self._timeout):
+                    v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, ask=ask)
+            if v.status == ADMITTED:  # else: nothing was taken; requests ask Redis themselves when it runs out
+                replaced = self._allow.install(key_id, limits, v.month, ask, v.grant, v.levels, lease, spare=demand)
+                if replaced is not None:
+                    self._end_allowance(key_id, replaced)
+        except _REDIS_FAILED as exc:
+            self._redis_failed(exc)
+
     def _end_allowance(self, key_id: str, allow: Allowance) -> None:
         """Give an allowance's rest back (with the key's next call to Redis, or by `maintain()`)."""
-        rest = allow.rest(_month_now())
+        rest = allow.rest(month_now())
         if not rest.empty:
             self._local.add_carry(key_id, rest)
             self._carry_limits.setdefault(key_id, allow.limits)
@@ -228,15 +233,15 @@ class Limiter:
 
     async def _seed(self, key_id: str, month: int) -> None:
         assert self._shared is not None
-        tokens, micro = (0, 0) if self._month_usage is None else await self._month_usage(key_id, _month_start(month))
+        tokens, micro = (0, 0) if self._month_usage is None else await self._month_usage(key_id, month_start(month))
         async with asyncio.timeout(self._timeout):
             await self._shared.seed(key_id, month, tokens, micro)
 
     async def _admit_local(self, key_id: str, limits: KeyLimits, demand: Demand) -> Verdict:
-        month = _month_now()
+        month = month_now()
         budget = limits.tokens_per_month is not None or limits.usd_per_month is not None
         if budget and not self._local.knows_month(key_id, month) and self._month_usage is not None:
-            tokens, micro = await self._month_usage(key_id, _month_start(month))
+            tokens, micro = await self._month_usage(key_id, month_start(month))
             self._local.remember_month(key_id, MonthSpend(month, tokens, micro))
         self._carry_limits[key_id] = limits
         return self._local.admit(key_id, limits, demand.tokens, demand.micro_usd, month,
@@ -259,32 +264,25 @@ class Limiter:
             return
         self._release(ticket)
         demand = ticket.demand
-        tokens, micro = self._deltas(demand, metered) if sent else (-demand.tokens, -demand.micro_usd)
+        tokens, micro = deltas(demand, metered) if sent else (-demand.tokens, -demand.micro_usd)
         if not ticket.shared:
             self._local.correct(ticket.key_id, ticket.limits, tokens, micro, ticket.month)
             return
+        lease = ticket.lease
         allow = self._allow.get(ticket.key_id)
         if allow is not None and allow.month == ticket.month and allow.limits == ticket.limits:
-            if ticket.lease:  # the slot stays this process's, free for the key's next request
-                allow.slots.append(ticket.lease)
-                ticket = replace(ticket, lease="")
+            if lease:  # the slot stays this process's, free for the key's next request
+                allow.slots.append(lease)
+                lease = ""
             if allow.absorb(tokens, micro):
                 tokens = micro = 0
-        if tokens or micro or ticket.lease:
-            task = asyncio.get_running_loop().create_task(self._settle(ticket, tokens, micro))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if tokens or micro or lease:
+            self._background(self._settle(ticket, tokens, micro, lease))
 
-    @staticmethod
-    def _deltas(demand: Demand, metered: Metered | None) -> tuple[int, int]:
-        """(tokens, micro-USD) metered minus reserved."""
-        if metered is None:
-            return 0, 0
-        used = metered.usage.input_tokens + metered.usage.output_tokens
-        micro = 0 if metered.usd is None else round(metered.usd * 1_000_000)
-        if metered.reason not in _BELIEVED:
-            used, micro = max(used, demand.tokens), max(micro, demand.micro_usd)
-        return used - demand.tokens, micro - demand.micro_usd
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _release(self, ticket: Ticket) -> None:
         left = self._running.get(ticket.key_id, 1) - 1
@@ -298,12 +296,12 @@ class Limiter:
             if not leases:
                 del self._leases[ticket.key_id]
 
-    async def _settle(self, ticket: Ticket, tokens: int, micro: int) -> None:
+    async def _settle(self, ticket: Ticket, tokens: int, micro: int, lease: str) -> None:
         assert self._shared is not None
         try:
             async with asyncio.timeout(self._timeout):
                 await self._shared.settle(ticket.key_id, ticket.limits.tokens_per_minute or 0, tokens, micro,
-                                          ticket.lease, ticket.month)
+                                          lease, ticket.month)
         except _REDIS_FAILED as exc:
             self._redis_failed(exc)
             self._carry_limits[ticket.key_id] = ticket.limits
