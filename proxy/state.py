@@ -1,4 +1,4 @@
-"""The application keys (`web.AppKey`) under which shared objects live. Nothing else."""
+"""The application keys (`web.AppKey`) under which shared objects live, and where to find them."""
 
 from __future__ import annotations
 
@@ -25,3 +25,10 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)  # starting → started → drain
 METER = web.AppKey("meter", Meter)  # usage metering (its `config.enabled` says whether it meters)
 LIMITER = web.AppKey("limiter", Limiter)  # per-key limits and budgets (proxy/limits/)
 CLOCK = web.AppKey("clock", Clock)  # optional: tests inject a controllable clock
+
+
+def root(request: web.Request) -> web.Application:
+    """The root application, where every key above lives. On the request path, `root(request)[KEY]` is one
+    dict lookup; `request.config_dict[KEY]` builds a chain of the apps on the request's path at each call
+    and tries each in turn, a KeyError per miss (about 2 µs a lookup, several per request: issue 18)."""
+    return request.match_info.apps[0]

@@ -20,7 +20,7 @@ from keystore import ApiKey
 
 from proxy.errors import PUBLIC_AUTH_MESSAGE, AuthenticationFailed, ServiceUnavailable
 from proxy.log import KEY_ID
-from proxy.state import CONFIG, KEYSTORE, LIFECYCLE
+from proxy.state import CONFIG, KEYSTORE, LIFECYCLE, root
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEY = web.RequestKey("api_key", ApiKey)
@@ -82,7 +82,7 @@ def client_address(peer: str, headers: CIMultiDictProxy[str], trusted_proxies: t
 
 @web.middleware
 async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-    config = request.config_dict
+    config = root(request)
     if config[LIFECYCLE].draining:
         raise ServiceUnavailable("This instance is shutting down; retry the request.",
                                  headers={"Retry-After": "1", "Connection": "close"})

@@ -39,7 +39,7 @@ from proxy.gateway.styles.owners import ID_RE, RESPONSE_OWNERS, IdTap, owned, re
 from proxy.limits import hooks as limits
 from proxy.log import REQUEST_ID_KEY
 from proxy.metering.wiring import combine, metering_tap
-from proxy.state import CONFIG, PROVIDERS, UPSTREAM_HTTP
+from proxy.state import CONFIG, PROVIDERS, UPSTREAM_HTTP, root
 
 _MAX_ECHO = 200  # longest model name we repeat back in an error message
 ENDPOINT = web.RequestKey("endpoint", Endpoint)
@@ -145,7 +145,7 @@ def _no_such_response(response_id: str, param: str | None = None) -> NotFound:
 async def _by_owner(request: web.Request, providers: ProviderTable, key: ApiKey, response_id: str,
                     param: str | None = None) -> Route:
     """The route of a stored response this key created; 404 for anyone else (see styles/owners.py)."""
-    owner = await owned(request.config_dict[RESPONSE_OWNERS], key, response_id, param)
+    owner = await owned(root(request)[RESPONSE_OWNERS], key, response_id, param)
     route = providers.resolve(owner.model)
     if route is None:  # the model has since left the config: nothing can serve the response
         raise _no_such_response(response_id, param)
@@ -168,7 +168,7 @@ async def _check_owned_fields(request: web.Request, providers: ProviderTable, ke
 
 async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: dict[str, str],
                  body: dict[str, Any] | None) -> Route:
-    providers = request.config_dict[PROVIDERS]
+    providers = root(request)[PROVIDERS]
     if endpoint.model_at is ModelAt.OWNER:
         route = await _by_owner(request, providers, key, params["id"])
         return _served(providers, route, endpoint, route.full)
@@ -187,13 +187,13 @@ async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: 
 async def _read(request: web.Request, endpoint: Endpoint) -> dict[str, Any] | None:
     if endpoint.model_at is ModelAt.OWNER:
         return None  # reads, deletes and cancels of a stored response: no body is forwarded
-    server = request.config_dict[CONFIG].server
+    server = root(request)[CONFIG].server
     raw = await read_body(request, server.max_body_bytes, server.body_timeout_seconds)
     return parse_json(raw) if endpoint.model_at is ModelAt.BODY else parse_object(raw)
 
 
 def _id_tap(request: web.Request, key: ApiKey, route: Route) -> IdTap:
-    owners = request.config_dict[RESPONSE_OWNERS]
+    owners = root(request)[RESPONSE_OWNERS]
     return IdTap(lambda found: request.setdefault(_WRITING, []).append(
         remember(owners, ResponseOwner(found, key.id, route.provider.name, route.full))))
 
@@ -214,7 +214,7 @@ def _headers(request: web.Request, style: Style, provider: ProviderConfig) -> CI
 
 async def forward(request: web.Request) -> web.StreamResponse:
     endpoint = request[ENDPOINT]
-    config_dict = request.config_dict
+    shared = root(request)
     key = request[API_KEY]
     params = _path_params(request)
     body = await _read(request, endpoint)
@@ -232,8 +232,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     payload = orjson.dumps(body) if body is not None else b""
     ticket = await limits.reserve(request, key, route, endpoint.max_tokens, body, len(payload))  # 400/402/429
     try:
-        response = await relay(request, config_dict[UPSTREAM_HTTP], url, payload, headers,
-                               config_dict[CONFIG].upstream, provider.name, tap)
+        response = await relay(request, shared[UPSTREAM_HTTP], url, payload, headers,
+                               shared[CONFIG].upstream, provider.name, tap)
     finally:
         limits.finish(request, ticket)  # reconcile to the metered figure, also when the client left
     for write in request.get(_WRITING, ()):
@@ -244,7 +244,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
 async def list_models(request: web.Request) -> web.Response:
     """What this key may call, of every style: `provider/model` names first, then the aliases."""
     key = request[API_KEY]
-    providers = request.config_dict[PROVIDERS]
+    providers = root(request)[PROVIDERS]
     allowed = [(name, route.provider.name) for name, route in providers.names()
                if key.allows(route.provider.name, route.full)]
     return web.Response(body=orjson.dumps(models_page(request.headers, allowed)), content_type="application/json")
@@ -252,6 +252,6 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
-    route = resolve_for_key(request.config_dict[PROVIDERS], request[API_KEY], name)
+    route = resolve_for_key(root(request)[PROVIDERS], request[API_KEY], name)
     return web.Response(body=orjson.dumps(model_object(request.headers, name, route.provider.name)),
                         content_type="application/json")

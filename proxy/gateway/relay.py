@@ -37,7 +37,7 @@ from proxy.gateway.deadline import MovingDeadline
 from proxy.gateway.headers import inbound_headers, upstream_request_id
 from proxy.gateway.tap import Outcome, ResponseTap
 from proxy.log import ENDED, UPSTREAM_REQUEST_ID
-from proxy.state import CONFIG
+from proxy.state import CONFIG, root
 
 log = logging.getLogger(__name__)
 _WHOLE_ANSWER_LIMIT = 256 * 1024  # answers up to this size (with a Content-Length) are sent in one write
@@ -264,7 +264,7 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, 
     `write_timeout` defaults to `[server] client_write_timeout_seconds`.
     """
     if write_timeout is None:
-        write_timeout = request.config_dict[CONFIG].server.client_write_timeout_seconds
+        write_timeout = root(request)[CONFIG].server.client_write_timeout_seconds
     try:
         upstream = await _send(request, session, url, body, headers, limits.first_byte_timeout_seconds, provider)
         try:

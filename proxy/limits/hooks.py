@@ -15,7 +15,7 @@ from proxy.limits.answers import RATE_HEADERS
 from proxy.limits.tickets import Ticket
 from proxy.log import ENDED
 from proxy.metering.meter import METERED
-from proxy.state import LIMITER
+from proxy.state import LIMITER, root
 
 
 async def reserve(request: web.Request, key: ApiKey, route: Route, caps: Sequence[str],
@@ -25,7 +25,7 @@ async def reserve(request: web.Request, key: ApiKey, route: Route, caps: Sequenc
     if key.limits is None:
         return None
     price = route.provider.prices.get(route.model)
-    ticket = await request.config_dict[LIMITER].reserve(key, price, body or {}, size, caps)
+    ticket = await root(request)[LIMITER].reserve(key, price, body or {}, size, caps)
     if ticket is not None and ticket.headers:
         request[RATE_HEADERS] = ticket.headers
     return ticket
@@ -37,4 +37,4 @@ def finish(request: web.Request, ticket: Ticket | None) -> None:
     if ticket is not None:
         ended = request.get(ENDED)
         sent = ended is None or ended[0] is not Outcome.NOT_SENT
-        request.config_dict[LIMITER].finish(ticket, request.get(METERED), sent=sent)
+        root(request)[LIMITER].finish(ticket, request.get(METERED), sent=sent)

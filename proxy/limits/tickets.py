@@ -3,6 +3,7 @@ anything, UTC months, and what a metered answer corrects of its reservation."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from proxy.metering.usage import Unmetered
 _BELIEVED = (None, Unmetered.PROVIDER_ERROR)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per request, and a frozen init costs twice as much
 class Ticket:
     """One admitted request of a limited key, until `finish()`."""
 
@@ -32,12 +33,22 @@ class Ticket:
 
 
 def counted(limits: KeyLimits) -> bool:
-    return any(v is not None for v in (limits.requests_per_minute, limits.tokens_per_minute,
-                                       limits.max_concurrent_requests, limits.tokens_per_month, limits.usd_per_month))
+    """Whether the limits count anything in shared state (max_tokens_per_request alone does not)."""
+    return (limits.requests_per_minute is not None or limits.tokens_per_minute is not None
+            or limits.max_concurrent_requests is not None or limits.tokens_per_month is not None
+            or limits.usd_per_month is not None)
+
+
+_month = [0, 0.0]  # this UTC month (yyyymm) and the time it ends, so most calls read no calendar
 
 
 def month_now() -> int:
+    """This UTC month as yyyymm."""
+    if time.time() < _month[1]:
+        return int(_month[0])
     now = datetime.now(UTC)
+    ends = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    _month[:] = [now.year * 100 + now.month, ends.timestamp()]
     return now.year * 100 + now.month
 
 

@@ -13,7 +13,7 @@ from proxy.gateway.tap import Outcome, ResponseTap
 from proxy.metering.meter import ask_for_usage
 from proxy.metering.parsers import OPENAI, UsageFormat
 from proxy.metering.tap import MeteringTap
-from proxy.state import METER
+from proxy.state import METER, root
 
 
 def metering_tap(request: web.Request, key_id: str, route: Route, body: dict[str, Any] | None,
@@ -23,7 +23,7 @@ def metering_tap(request: web.Request, key_id: str, route: Route, body: dict[str
     Call it after `body` is final but before it is serialised: for a stream that did not ask for
     usage (and `ask_usage`, the endpoint's `stream_options.include_usage`), it asks, and the tap then
     cuts the answer to that question from the client's stream."""
-    meter = request.config_dict.get(METER)
+    meter = root(request).get(METER)
     if meter is None or fmt is None or not meter.config.enabled:
         return None
     strip = ask_usage and body is not None and meter.config.inject_stream_usage and ask_for_usage(body)

@@ -4,10 +4,12 @@ durations of the `x-ratelimit-reset-*` headers in OpenAI's form."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from proxy.limits import tickets
 from proxy.limits.answers import duration
 from proxy.limits.scripts import PRELUDE
 
@@ -29,3 +31,20 @@ async def test_the_scripts_utc_month_is_the_calendar_month(redis: Redis, moment:
                                           (3_723_000, "1h2m3s")])
 def test_reset_durations_are_in_openais_form(ms: int, text: str) -> None:
     assert duration(ms) == text
+
+
+@pytest.mark.parametrize("moment", MOMENTS, ids=[m.isoformat() for m in MOMENTS])
+def test_the_limiters_own_month_is_the_calendar_month_and_ends_with_it(moment: datetime,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:
+            return moment
+
+    monkeypatch.setattr(tickets, "datetime", Frozen)
+    monkeypatch.setattr(tickets, "_month", [0, 0.0])
+    monkeypatch.setattr(tickets.time, "time", lambda: moment.timestamp())
+    assert tickets.month_now() == moment.year * 100 + moment.month
+    ends = tickets._month[1]
+    assert datetime.fromtimestamp(ends, UTC).day == 1 and ends > moment.timestamp()
+    assert datetime.fromtimestamp(ends - 1, UTC).month == moment.month  # the cache ends when the month does
