@@ -109,11 +109,13 @@ class Allowance:
         self.block = max(self.block, other.block)
         self.levels, self.fixed = other.levels, {}
 
-    def rest(self, month: int) -> Carry:
-        """The unused rest as a carry that gives it back (its month parts only within its month)."""
-        same = month == self.month
-        return Carry(-_left(self.requests), -_left(self.tokens), -_left(self.month_tokens) if same else 0,
-                     -_left(self.micro_usd) if same else 0)
+    def rest(self, month: int, limits: KeyLimits | None = None) -> Carry:
+        """The unused rest as a carry that gives it back: its month parts within its month; its per-minute
+        parts only to a decision under the same `limits` (else they are dropped: units taken under a
+        larger capacity given back after a narrowing would refill a bucket the narrowing emptied)."""
+        same_month, buckets = month == self.month, limits is not None and limits == self.limits
+        return Carry(-_left(self.requests) if buckets else 0, -_left(self.tokens) if buckets else 0,
+                     -_left(self.month_tokens) if same_month else 0, -_left(self.micro_usd) if same_month else 0)
 
     def headers(self) -> dict[str, str]:
         """The `x-ratelimit-*` headers: what Redis had left after the grant plus what is left here (the

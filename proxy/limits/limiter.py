@@ -180,7 +180,7 @@ class Limiter:
         old = self._allow.pop(key_id)  # its rest is given back in this call, before it decides
         ask = self._allow.ask(limits, demand, self._running.get(key_id, 0), old)
         if old is not None:
-            carry += old.rest(month_now())
+            carry += old.rest(month_now(), limits)
         try:
             async with asyncio.timeout(self._timeout):
                 v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, carry, ask=ask)
@@ -223,7 +223,8 @@ class Limiter:
             self._redis_failed(exc)
 
     def _end_allowance(self, key_id: str, allow: Allowance) -> None:
-        """Give an allowance's rest back (with the key's next call to Redis, or by `maintain()`)."""
+        """Give an allowance's month rest back (with the key's next call to Redis, or by `maintain()`). Its
+        per-minute rest is dropped: the key's limits may have changed since (the bucket refills it)."""
         rest = allow.rest(month_now())
         if not rest.empty:
             self._local.add_carry(key_id, rest)

@@ -15,6 +15,7 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from proxy.limits.scripts import layout
 from tests.support.fakes import FakeProvider
 from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
 
@@ -56,6 +57,18 @@ async def _chat(http: aiohttp.ClientSession, proc: ServeProcess, key: str,
                          headers={"Authorization": f"Bearer {key}"}) as resp:
         payload = await resp.json() if resp.content_type == "application/json" else await resp.text()
         return resp.status, payload, dict(resp.headers)
+
+
+async def _by_allowance(http: aiohttp.ClientSession, procs: list[ServeProcess]) -> int:
+    """Requests the instances admitted from their allowances (limits taken from Redis ahead of use)."""
+    total = 0
+    for proc in procs:
+        async with http.get(proc.admin_url("/metrics"), headers=ADMIN) as resp:
+            for line in (await resp.text()).splitlines():
+                if line.startswith("tokenhub_limits_decisions_total{") and 'by="allowance"' in line \
+                        and 'outcome="admitted"' in line:
+                    total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 async def _server_seconds(redis: Redis) -> float:
@@ -142,3 +155,41 @@ async def test_the_openai_sdk_retry_honours_retry_after(fleet) -> None:
     # first backoff (≤ 0.5 s) would meet an empty bucket again and raise RateLimitError.
     assert reply.choices[0].message.content == "hi"
     await client.close()
+
+
+async def test_allowances_over_three_instances_never_pass_the_shared_counters(fleet, redis, namespace) -> None:
+    """Limits large enough for allowances (each instance decides most requests itself): the fleet still
+    admits no more than the shared bucket and reserves no more than the month."""
+    procs, fake = fleet
+    limits = {"requests_per_minute": 300, "tokens_per_month": 30_000}
+    async with aiohttp.ClientSession() as http:
+        created = await _admin(http, "POST", procs[0].admin_url("/admin/keys"), {"name": "a", "limits": limits})
+        began = await _server_seconds(redis)
+        answers: list[tuple[int, Any, dict[str, str]]] = []
+        for wave in range(10):  # 900 requests, 90 at a time, spread over the three
+            answers += await asyncio.gather(*(_chat(http, procs[(wave + i) % 3], created["key"]) for i in range(90)))
+        elapsed = await _server_seconds(redis) - began
+        by_allowance = await _by_allowance(http, procs)
+    ok = [a for a in answers if a[0] == 200]
+    assert {a[0] for a in answers} <= {200, 429, 402}
+    assert len(ok) <= 300 + 300 * elapsed / 60  # the bucket and its refill: allowances add nothing
+    assert len(fake.received) == len(ok)
+    month = await redis.hget(layout(namespace, created["id"]).month, "tok")
+    assert float(month) <= 30_000  # what was used, reserved or held ahead never passed the month
+    assert by_allowance > len(ok) / 2  # most were decided without a call to Redis
+    assert len(ok) >= 100  # and allowances held elsewhere did not starve the key
+
+
+async def test_a_narrowing_patch_ends_every_instances_allowance(fleet) -> None:
+    procs, _ = fleet
+    async with aiohttp.ClientSession() as http:
+        created = await _admin(http, "POST", procs[0].admin_url("/admin/keys"),
+                               {"name": "n", "limits": {"requests_per_minute": 600}})
+        for _ in range(10):  # each instance holds an allowance of the key
+            assert {(await _chat(http, proc, created["key"]))[0] for proc in procs} == {200}
+        assert await _by_allowance(http, procs) > 0
+        url = procs[1].admin_url(f"/admin/keys/{created['id']}")
+        await _admin(http, "PATCH", url, {"limits": {"requests_per_minute": 1}})
+        statuses = [(await _chat(http, proc, created["key"]))[0] for proc in procs for _ in range(3)]
+    # The bucket now holds at most 1 (and refills one a minute): what the allowances held is not used.
+    assert statuses.count(200) <= 1 and set(statuses) <= {200, 429}
