@@ -175,7 +175,9 @@ class Allowances:
         if not most:
             return Ask(free=free)
         block = min(most, 2 * old.block) if old is not None and self._clock() < old.expires else 1
-        slots = min(most, 2 * (running + 1)) if limits.max_concurrent_requests is not None else 0
+        slots = 0
+        if limits.max_concurrent_requests is not None:  # free slots for twice the requests running, in all
+            slots = max(0, min(most, 2 * (running + 1)) - (len(old.slots) if old is not None and top_up else 0))
         return Ask(block, block * demand.tokens, block * demand.micro_usd, slots, self._config.allowance_share, free)
 
     def install(self, key_id: str, limits: KeyLimits, month: int, ask: Ask, grant: Grant, levels: Levels,
@@ -212,5 +214,12 @@ class Allowances:
         allow = self._by_key.get(key_id)
         return allow.slots if allow is not None else []
 
-    def keys(self) -> set[str]:
+    def trim_slots(self, key_id: str, keep: int) -> None:
+        """Keep at most `keep` free slots for the key; the others are freed in Redis (maintenance)."""
+        allow = self._by_key.get(key_id)
+        if allow is not None and len(allow.slots) > keep:
+            extra, allow.slots[:] = allow.slots[keep:], allow.slots[:keep]
+            self.unfree.setdefault(key_id, set()).update(extra)
+
+    def key_ids(self) -> set[str]:
         return set(self._by_key)

@@ -328,8 +328,10 @@ class Limiter:
         assert self._shared is not None
         for key_id, allow in self._allow.expired():
             self._end_allowance(key_id, allow)
+        for key_id in self._allow.key_ids():  # free slots beyond twice the requests running go back
+            self._allow.trim_slots(key_id, 2 * (self._running.get(key_id, 0) + 1))
         try:
-            for key_id in set(self._leases) | self._allow.keys():
+            for key_id in set(self._leases) | self._allow.key_ids():
                 held = self._leases.get(key_id, set()) | set(self._allow.held(key_id))
                 if held:
                     async with asyncio.timeout(self._timeout):

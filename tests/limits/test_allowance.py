@@ -206,3 +206,18 @@ def test_an_allowance_serves_only_its_own_limits_month_and_time() -> None:
     assert allow.take(demand) == "s:1"
     assert not allow.covers(demand, key.limits, 202611, now=9.9)  # no free slot left
     assert allow.month_tokens == float("inf")  # the key has no monthly limit: unlimited here
+
+
+async def test_free_slots_beyond_twice_the_running_requests_are_freed(make_limiter, redis: Redis) -> None:
+    limiter = await make_limiter(allowance_requests=256)
+    key = limited_key(max_concurrent_requests=10_000)
+    running = [await limiter.reserve(key, None, ASK, 4) for _ in range(60)]
+    await limiter.settled()
+    for ticket in running[:58]:  # 2 keep running
+        limiter.finish(ticket, metered(1, 1))
+    await limiter.settled()
+    held = len(limiter._allow.held(key.id))
+    assert held > 2 * 3
+    await limiter.maintain_once()
+    assert len(limiter._allow.held(key.id)) == 2 * 3  # 2 × (the 2 running + 1)
+    assert await redis.zcard(layout(limiter.namespace, key.id).conc) == 2 + 2 * 3  # the rest freed in Redis

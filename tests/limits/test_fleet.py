@@ -16,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from proxy.limits.scripts import layout
+from tests.limits.helpers import admitted_by_allowance
 from tests.support.fakes import FakeProvider
 from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, run_migrate, serving, write_config
 
@@ -57,18 +58,6 @@ async def _chat(http: aiohttp.ClientSession, proc: ServeProcess, key: str,
                          headers={"Authorization": f"Bearer {key}"}) as resp:
         payload = await resp.json() if resp.content_type == "application/json" else await resp.text()
         return resp.status, payload, dict(resp.headers)
-
-
-async def _by_allowance(http: aiohttp.ClientSession, procs: list[ServeProcess]) -> int:
-    """Requests the instances admitted from their allowances (limits taken from Redis ahead of use)."""
-    total = 0
-    for proc in procs:
-        async with http.get(proc.admin_url("/metrics"), headers=ADMIN) as resp:
-            for line in (await resp.text()).splitlines():
-                if line.startswith("tokenhub_limits_decisions_total{") and 'by="allowance"' in line \
-                        and 'outcome="admitted"' in line:
-                    total += int(float(line.rsplit(" ", 1)[1]))
-    return total
 
 
 async def _server_seconds(redis: Redis) -> float:
@@ -169,7 +158,7 @@ async def test_allowances_over_three_instances_never_pass_the_shared_counters(fl
         for wave in range(10):  # 900 requests, 90 at a time, spread over the three
             answers += await asyncio.gather(*(_chat(http, procs[(wave + i) % 3], created["key"]) for i in range(90)))
         elapsed = await _server_seconds(redis) - began
-        by_allowance = await _by_allowance(http, procs)
+        by_allowance = await admitted_by_allowance(http, procs)
     ok = [a for a in answers if a[0] == 200]
     assert {a[0] for a in answers} <= {200, 429, 402}
     assert len(ok) <= 300 + 300 * elapsed / 60  # the bucket and its refill: allowances add nothing
@@ -187,7 +176,7 @@ async def test_a_narrowing_patch_ends_every_instances_allowance(fleet) -> None:
                                {"name": "n", "limits": {"requests_per_minute": 600}})
         for _ in range(10):  # each instance holds an allowance of the key
             assert {(await _chat(http, proc, created["key"]))[0] for proc in procs} == {200}
-        assert await _by_allowance(http, procs) > 0
+        assert await admitted_by_allowance(http, procs) > 0
         url = procs[1].admin_url(f"/admin/keys/{created['id']}")
         await _admin(http, "PATCH", url, {"limits": {"requests_per_minute": 1}})
         statuses = [(await _chat(http, proc, created["key"]))[0] for proc in procs for _ in range(3)]

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.limits.helpers import admitted_by_allowance
 from tests.support.fakes import FakeProvider
 from tests.support.procs import (
     ADMIN_TOKEN,
@@ -97,18 +98,6 @@ async def _recovered(http: aiohttp.ClientSession, proc: ServeProcess) -> bool:
     return "tokenhub_limits_redis_up 1.0" in text and "tokenhub_limits_pending_carry_keys 0.0" in text
 
 
-async def _by_allowance(http: aiohttp.ClientSession, procs: list[ServeProcess]) -> int:
-    """Requests the instances admitted from allowances (taken from Redis ahead of use) so far."""
-    total = 0
-    for proc in procs:
-        async with http.get(proc.admin_url("/metrics"), headers=ADMIN) as resp:
-            for line in (await resp.text()).splitlines():
-                if line.startswith("tokenhub_limits_decisions_total{") and 'by="allowance"' in line \
-                        and 'outcome="admitted"' in line:
-                    total += int(float(line.rsplit(" ", 1)[1]))
-    return total
-
-
 async def test_redis_stopped_and_restarted_under_limited_traffic(outage_fleet) -> None:
     procs, redis = outage_fleet
     timeout = aiohttp.ClientTimeout(total=20)  # a hang guard: every request must be answered well before
@@ -117,7 +106,7 @@ async def test_redis_stopped_and_restarted_under_limited_traffic(outage_fleet) -
                              json={"name": "o", "limits": {"requests_per_minute": RPM}}) as resp:
             key = (await resp.json())["key"]
         assert await _statuses(http, procs, key, 3) == [200, 200, 200]
-        before = await _by_allowance(http, procs)
+        before = await admitted_by_allowance(http, procs)
         redis.stop()
         began = time.monotonic()
         during = await _statuses(http, procs, key, 45)
@@ -125,7 +114,7 @@ async def test_redis_stopped_and_restarted_under_limited_traffic(outage_fleet) -
         local_refill = 3 * (RPM / 3) / 60 * (time.monotonic() - began)
         # 3 instances x their share (RPM / 3), plus what the allowances they held (counted in Redis before
         # it went away, each at most 1/allowance_share of what was left) admitted until Redis was missed.
-        held = await _by_allowance(http, procs) - before
+        held = await admitted_by_allowance(http, procs) - before
         assert held <= 3 * (RPM - 3) // 8
         assert during.count(200) <= RPM + local_refill + held
         await redis.start()  # empty: the shared bucket is gone
