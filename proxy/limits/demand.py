@@ -40,7 +40,7 @@ class Metered(Protocol):
     def output_tokens(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per limited request, and a frozen init costs twice as much
 class Demand:
     tokens: int  # reserved
     micro_usd: int  # reserved, millionths of a USD

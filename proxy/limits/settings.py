@@ -26,7 +26,7 @@ class LimitsConfig:
     # taken from Redis ahead of use. At most this many requests' worth at once (0: every request of a
     # limited key is decided in Redis), at most 1/allowance_share of what is left of a limit, given
     # back when unused after allowance_seconds.
-    allowance_requests: int = 256
+    allowance_requests: int = 1024
     allowance_share: int = 8
     allowance_seconds: float = 1.0
 
