@@ -5,6 +5,7 @@ given back (with the next call, on expiry, at shutdown) and never twice; a chang
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -221,3 +222,22 @@ async def test_free_slots_beyond_twice_the_running_requests_are_freed(make_limit
     await limiter.maintain_once()
     assert len(limiter._allow.held(key.id)) == 2 * 3  # 2 × (the 2 running + 1)
     assert await redis.zcard(layout(limiter.namespace, key.id).conc) == 2 + 2 * 3  # the rest freed in Redis
+
+
+async def test_one_process_reports_the_exact_remaining_requests_with_allowances(make_limiter) -> None:
+    """What a client of one instance reads in x-ratelimit-remaining-requests counts down by one per request,
+    whether Redis or the allowance admitted it (what Redis has left plus what the process holds)."""
+    limiter = await make_limiter(allowance_requests=64)
+    key = limited_key(requests_per_minute=6000)  # refills 100 a second: a step of 0 now and then
+    loop = asyncio.get_running_loop()
+    began, seen = loop.time(), []
+    for _ in range(40):
+        ticket = await limiter.reserve(key, None, ASK, 4)
+        assert ticket is not None
+        seen.append(int(ticket.headers["x-ratelimit-remaining-requests"]))
+        await asyncio.sleep(0)  # top-ups run
+    refill = 100 * (loop.time() - began)
+    assert seen[0] == 5999
+    assert all(b - a >= -1 for a, b in itertools.pairwise(seen)), seen  # never down by more than one
+    assert 39 - refill - 1 <= seen[0] - seen[-1] <= 39
+    assert limiter._allow.get(key.id) is not None  # allowances were in play
