@@ -61,3 +61,28 @@ async def test_fail_closed_refuses_limited_keys_with_503_and_fail_open_admits(ma
         await closed.reserve(key, None, ASK, 4)
     assert getattr(refused.value, "status", None) == 503
     assert await _admitted(opened, key, 3) == 3
+
+
+async def test_a_slow_redis_adds_at_most_each_processs_fallback_share_however_often_it_stalls(make_limiter,
+                                                                                             gate) -> None:
+    """Redis that stalls (answers nothing for longer than the timeout: a frozen gate) and comes back, three
+    times: decisions move between Redis and the fallback, but the fallback's buckets persist across the
+    spells, so the fleet-wide overshoot is one fallback share per process (plus refill), not one per spell."""
+    g, url = gate
+    key = limited_key(requests_per_minute=12)
+    instance = await make_limiter(url=url, fallback_instances=2, retry_redis_seconds=0.3)  # share: 6
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    admitted = await _admitted(instance, key, 14)  # Redis: the whole bucket
+    assert admitted == 12
+    spells = []
+    for _ in range(3):
+        g.freeze()  # the next call waits out its timeout (1 s), then the fallback decides
+        spells.append(await _admitted(instance, key, 8))
+        g.thaw()
+        await asyncio.sleep(0.4)  # past retry_redis_seconds: Redis decides again (and gets the carry)
+        admitted += spells[-1] + await _admitted(instance, key, 3)
+    minutes = (loop.time() - began) / 60
+    assert 0 < spells[0] <= 6  # the stall was decided by the fallback, within its share
+    assert sum(spells[1:]) <= 1 + 2 * 6 * minutes  # later stalls: the share's refill only, never a fresh share
+    assert admitted <= 12 + 6 + (12 + 6) * minutes + 1
