@@ -4,24 +4,19 @@ nothing hangs or fails; Redis back: what the fallback admitted is handed back, s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from proxy.limits.answers import RateLimitExceeded
 from tests.limits.helpers import limited_key
-from tests.support import TcpGate
+from tests.support import TcpGate, gated_url
 
 ASK = {"model": "demo/echo", "max_tokens": 10}
 
 
 @pytest.fixture
-async def gate(redis_url: str) -> AsyncIterator[tuple[TcpGate, str]]:
-    target = urlsplit(redis_url)
-    g = await TcpGate(target.hostname or "127.0.0.1", target.port or 6379).start()
-    yield g, f"redis://127.0.0.1:{g.port}{target.path}"
-    await g.close()
+def gate(redis_gate: TcpGate, redis_url: str) -> tuple[TcpGate, str]:
+    return redis_gate, gated_url(redis_url, redis_gate)
 
 
 async def _admitted(limiter, key, n: int) -> int:

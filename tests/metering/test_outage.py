@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -20,24 +19,19 @@ from keystore.usage import UsageDatabase, UsageRow
 
 from proxy.metering.aggregate import Aggregator
 from proxy.metering.usage import Usage
-from tests.support import StoreFactory, TcpGate
+from tests.support import StoreFactory, TcpGate, gated_url
 
 ONE = Usage(input_tokens=10, output_tokens=5, cached_input_tokens=2)
 
 
 @pytest.fixture
-async def gate(database_url: str) -> AsyncIterator[TcpGate]:
-    u = urlsplit(database_url)
-    g = await TcpGate(u.hostname or "127.0.0.1", u.port or 5432).start()
-    yield g
-    await g.close()
+def gate(pg_gate: TcpGate) -> TcpGate:
+    return pg_gate
 
 
 @pytest.fixture
 async def gated_db(database_url: str, gate: TcpGate, pool: asyncpg.Pool) -> AsyncIterator[UsageDatabase]:
-    u = urlsplit(database_url)
-    gated = await asyncpg.create_pool(u._replace(netloc=f"{u.username + '@' if u.username else ''}127.0.0.1:"
-                                                  f"{gate.port}").geturl(), min_size=0, max_size=2, timeout=1)
+    gated = await asyncpg.create_pool(gated_url(database_url, gate), min_size=0, max_size=2, timeout=1)
     yield UsageDatabase(gated, timeout=1.0)
     gated.terminate()
 

@@ -6,16 +6,14 @@ what matters is that writes failed and were retried, which the flush-failure cou
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.support import TcpGate
+from tests.support import TcpGate, gated_url
 from tests.support.metering import CHAT, Recorder
 from tests.support.procs import ADMIN_TOKEN, ServeProcess, provider, serving, write_config
 
@@ -24,11 +22,8 @@ GUARD = 30.0
 
 
 @pytest.fixture
-async def gate(database_url: str) -> AsyncIterator[TcpGate]:
-    u = urlsplit(database_url)
-    g = await TcpGate(u.hostname or "127.0.0.1", u.port or 5432).start()
-    yield g
-    await g.close()
+def gate(pg_gate: TcpGate) -> TcpGate:
+    return pg_gate
 
 
 async def requests_in_postgres(pool: asyncpg.Pool, key_id: str) -> int:
@@ -52,9 +47,7 @@ async def test_postgres_outage_loses_no_usage(tmp_path: Path, database_url: str,
                                               pool: asyncpg.Pool, gate: TcpGate, recorder: Recorder,
                                               aiohttp_server: Any) -> None:
     upstream = await aiohttp_server(recorder.app())
-    u = urlsplit(database_url)
-    gated = u._replace(netloc=f"{u.username + '@' if u.username else ''}127.0.0.1:{gate.port}").geturl()
-    config = write_config(tmp_path, database_url=gated, redis_url=redis_url, namespace=namespace,
+    config = write_config(tmp_path, database_url=gated_url(database_url, gate), redis_url=redis_url, namespace=namespace,
                           providers=[provider("openai", str(upstream.make_url("/v1")), [CHAT])],
                           metering={"flush_seconds": 0.2}, keystore={"pg_down_grace_seconds": 120.0})
     body = {"model": f"openai/{CHAT}", "messages": [{"role": "user", "content": "hi"}]}
