@@ -16,7 +16,7 @@ from keystore import Clock, StorageUnavailable
 
 from proxy.config import ProviderConfig
 from proxy.metering.aggregate import Aggregator
-from proxy.metering.metrics import ModelUsage, UsageMetrics
+from proxy.metering.metrics import UsageMetrics
 from proxy.metering.parsers import UsageFormat
 from proxy.metering.settings import MeteringConfig
 from proxy.metering.tap import Metered, MeteringTap
@@ -54,7 +54,6 @@ class Meter:
         self.db = aggregator.db  # the admin API reads the rollups through it
         self._prices = prices_of(providers)
         aggregator.on_drop = self.dropped
-        self._models: dict[str, ModelUsage] = {}
 
     def tap(self, request: web.Request, key_id: str, provider: str, model: str, full: str, fmt: UsageFormat, *,
             strip: bool) -> MeteringTap:
@@ -68,9 +67,7 @@ class Meter:
     def record(self, key_id: str, provider: str, full: str, metered: Metered) -> None:
         usage = metered.usage
         self.aggregator.add(key_id, full, self.clock.time(), usage, metered.usd, unmetered=metered.reason is not None)
-        counts = self._models.get(full)
-        if counts is None:
-            counts = self._models[full] = self.metrics.model(provider, full)
+        counts = self.metrics.model(provider, full)
         # plain numbers, no Prometheus call per request: UsageMetrics.sync copies them when it is read
         counts.requests += 1
         counts.input_tokens += usage.input_tokens
@@ -80,7 +77,7 @@ class Meter:
             counts.usd += float(metered.usd)
         if metered.reason is not None:
             self.metrics.count_unmetered(provider, metered.reason.value)
-        self.metrics.pending_cells = self.aggregator.cells
+        self.metrics.pending_cells.set(self.aggregator.cells)
 
     def dropped(self, usage: Usage) -> None:
         self.metrics.dropped_requests.inc(usage.requests)
@@ -95,7 +92,7 @@ class Meter:
             self.metrics.flush_failures.inc()
             raise
         finally:
-            self.metrics.pending_cells = self.aggregator.cells
+            self.metrics.pending_cells.set(self.aggregator.cells)
 
     async def flush_forever(self) -> None:
         loop = asyncio.get_running_loop()

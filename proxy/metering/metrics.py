@@ -1,13 +1,15 @@
 """Prometheus series of metering: tokens and cost by provider and model (never by key: cardinality),
 unmetered requests by reason, and what the bounded buffer held or dropped.
 
-The per-request figures are plain numbers (`ModelUsage`, `count_unmetered`, `pending_cells`), written
-without a lock; `sync()` copies them into Prometheus whenever the registry is read and once a second
+The per-request figures are plain numbers (`ModelUsage`, `count_unmetered`, `pending_cells`; see
+proxy/runtime/plain.py), written without a lock; `sync()` copies them into Prometheus whenever the registry is read and once a second
 (proxy/runtime/metrics.py). The rare events (drops, failed flushes) go to Prometheus directly."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from proxy.runtime.plain import PlainCounts, PlainGauge
 
 _FIELDS = ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "usd")
 
@@ -48,12 +50,11 @@ class UsageMetrics:
         self.dropped_tokens = Counter("tokenhub_usage_dropped_tokens", "Tokens of the dropped requests", registry=r)
         self.flush_failures = Counter("tokenhub_usage_flush_failures", "Usage writes to Postgres that failed "
                                       "(retried by the next flush)", registry=r)
-        self.cells = Gauge("tokenhub_usage_pending_cells", "Usage cells held in memory, not yet in Postgres",
-                           registry=r, multiprocess_mode="livesum")
-        self.pending_cells = 0  # the aggregator's cells, as the meter last saw them
+        # the aggregator's cells, as the meter last saw them
+        self.pending_cells = PlainGauge(Gauge("tokenhub_usage_pending_cells", "Usage cells held in memory, not yet "
+                                              "in Postgres", registry=r, multiprocess_mode="livesum"))
         self._models: dict[tuple[str, str], ModelUsage] = {}
-        self._unmetered: dict[tuple[str, str], int] = {}
-        self._unmetered_copied: dict[tuple[str, str], int] = {}
+        self._unmetered = PlainCounts(self.unmetered)
 
     def model(self, provider: str, model: str) -> ModelUsage:
         """The plain counters of `provider`'s `model` (provider/model), made once."""
@@ -66,16 +67,11 @@ class UsageMetrics:
         return found
 
     def count_unmetered(self, provider: str, reason: str) -> None:
-        pair, counts = (provider, reason), self._unmetered
-        counts[pair] = counts.get(pair, 0) + 1
+        self._unmetered.add((provider, reason))
 
     def sync(self) -> None:
         """Copy the usage counted since the last call, and the pending cells."""
         for usage in self._models.values():
             usage.sync()
-        copied = self._unmetered_copied
-        for pair, count in self._unmetered.items():
-            if count > copied.get(pair, 0):
-                self.unmetered.labels(*pair).inc(count - copied.get(pair, 0))
-                copied[pair] = count
-        self.cells.set(self.pending_cells)
+        self._unmetered.sync()
+        self.pending_cells.sync()
