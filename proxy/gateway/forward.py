@@ -24,9 +24,9 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from keystore import ApiKey, ResponseOwner
+from keystore import ApiKey, ResponseOwner, ResponseOwners
 
-from proxy.config import ProviderConfig
+from proxy.config import ProviderConfig, ServerConfig
 from proxy.errors import ERROR_SHAPE, Forbidden, Handler, InvalidRequest, NotFound
 from proxy.gateway.auth import API_KEY, auth_mw
 from proxy.gateway.body import parse_json, parse_object, read_body
@@ -142,17 +142,17 @@ def _no_such_response(response_id: str, param: str | None = None) -> NotFound:
     return NotFound(f"No response found with id '{response_id[:80]}'.", param=param, code="response_not_found")
 
 
-async def _by_owner(request: web.Request, providers: ProviderTable, key: ApiKey, response_id: str,
+async def _by_owner(app: web.Application, providers: ProviderTable, key: ApiKey, response_id: str,
                     param: str | None = None) -> Route:
     """The route of a stored response this key created; 404 for anyone else (see styles/owners.py)."""
-    owner = await owned(root(request)[RESPONSE_OWNERS], key, response_id, param)
+    owner = await owned(app[RESPONSE_OWNERS], key, response_id, param)
     route = providers.resolve(owner.model)
     if route is None:  # the model has since left the config: nothing can serve the response
         raise _no_such_response(response_id, param)
     return _checked(route, key, owner.model)
 
 
-async def _check_owned_fields(request: web.Request, providers: ProviderTable, key: ApiKey, route: Route,
+async def _check_owned_fields(app: web.Application, providers: ProviderTable, key: ApiKey, route: Route,
                               body: dict[str, Any]) -> None:
     """A stored response named in the body (`previous_response_id`) must be this key's, on this provider."""
     for name in _OWNED_FIELDS:
@@ -161,16 +161,16 @@ async def _check_owned_fields(request: web.Request, providers: ProviderTable, ke
             continue
         if not isinstance(value, str):
             raise InvalidRequest(f"'{name}' must be a string.", param=name)
-        previous = await _by_owner(request, providers, key, value, param=name)
+        previous = await _by_owner(app, providers, key, value, param=name)
         if previous.provider.name != route.provider.name:
             raise _no_such_response(value, name)
 
 
-async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: dict[str, str],
+async def _route(app: web.Application, endpoint: Endpoint, key: ApiKey, params: dict[str, str],
                  body: dict[str, Any] | None) -> Route:
-    providers = root(request)[PROVIDERS]
+    providers = app[PROVIDERS]
     if endpoint.model_at is ModelAt.OWNER:
-        route = await _by_owner(request, providers, key, params["id"])
+        route = await _by_owner(app, providers, key, params["id"])
         return _served(providers, route, endpoint, route.full)
     assert body is not None
     if endpoint.model_at is ModelAt.DEPLOYMENT:
@@ -180,20 +180,18 @@ async def _route(request: web.Request, endpoint: Endpoint, key: ApiKey, params: 
     _served(providers, route, endpoint, route.full)
     _refuse_unchecked(body, endpoint)
     if endpoint.owner is Owner.CREATES:
-        await _check_owned_fields(request, providers, key, route, body)
+        await _check_owned_fields(app, providers, key, route, body)
     return route
 
 
-async def _read(request: web.Request, endpoint: Endpoint) -> dict[str, Any] | None:
+async def _read(request: web.Request, server: ServerConfig, endpoint: Endpoint) -> dict[str, Any] | None:
     if endpoint.model_at is ModelAt.OWNER:
         return None  # reads, deletes and cancels of a stored response: no body is forwarded
-    server = root(request)[CONFIG].server
     raw = await read_body(request, server.max_body_bytes, server.body_timeout_seconds)
     return parse_json(raw) if endpoint.model_at is ModelAt.BODY else parse_object(raw)
 
 
-def _id_tap(request: web.Request, key: ApiKey, route: Route) -> IdTap:
-    owners = root(request)[RESPONSE_OWNERS]
+def _id_tap(request: web.Request, owners: ResponseOwners, key: ApiKey, route: Route) -> IdTap:
     return IdTap(lambda found: request.setdefault(_WRITING, []).append(
         remember(owners, ResponseOwner(found, key.id, route.provider.name, route.full))))
 
@@ -214,11 +212,12 @@ def _headers(request: web.Request, style: Style, provider: ProviderConfig) -> CI
 
 async def forward(request: web.Request) -> web.StreamResponse:
     endpoint = request[ENDPOINT]
-    shared = root(request)
+    shared = root(request)  # the app-wide objects, looked up once for the whole request
+    config = shared[CONFIG]
     key = request[API_KEY]
     params = _path_params(request)
-    body = await _read(request, endpoint)
-    route = await _route(request, endpoint, key, params, body)
+    body = await _read(request, config.server, endpoint)
+    route = await _route(shared, endpoint, key, params, body)
     style, provider = route.style, route.provider
     model = style.upstream_model(provider, route.model)
     if body is not None:
@@ -228,12 +227,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
     url = style.url(provider, endpoint, model, params, query)
     # metering_tap may ask a stream for its usage (body changed), so it comes before the body is serialised
     tap = combine(metering_tap(request, key.id, route, body, endpoint.usage, ask_usage=endpoint.ask_usage),
-                  _id_tap(request, key, route) if endpoint.owner is Owner.CREATES else None)
+                  _id_tap(request, shared[RESPONSE_OWNERS], key, route) if endpoint.owner is Owner.CREATES else None)
     payload = orjson.dumps(body) if body is not None else b""
     ticket = await limits.reserve(request, key, route, endpoint.max_tokens, body, len(payload))  # 400/402/429
     try:
-        response = await relay(request, shared[UPSTREAM_HTTP], url, payload, headers,
-                               shared[CONFIG].upstream, provider.name, tap)
+        response = await relay(request, shared[UPSTREAM_HTTP], url, payload, headers, config.upstream,
+                               provider.name, tap, write_timeout=config.server.client_write_timeout_seconds)
     finally:
         limits.finish(request, ticket)  # reconcile to the metered figure, also when the client left
     for write in request.get(_WRITING, ()):

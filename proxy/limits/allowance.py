@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from keystore import KeyLimits
@@ -214,12 +214,16 @@ class Allowances:
         allow = self._by_key.get(key_id)
         return allow.slots if allow is not None else []
 
+    def free_later(self, key_id: str, slots: Iterable[str]) -> None:
+        """Slots this process no longer holds, to be freed in Redis by the maintenance loop (twice is harmless)."""
+        self.unfree.setdefault(key_id, set()).update(slots)
+
     def trim_slots(self, key_id: str, keep: int) -> None:
         """Keep at most `keep` free slots for the key; the others are freed in Redis (maintenance)."""
         allow = self._by_key.get(key_id)
         if allow is not None and len(allow.slots) > keep:
             extra, allow.slots[:] = allow.slots[keep:], allow.slots[:keep]
-            self.unfree.setdefault(key_id, set()).update(extra)
+            self.free_later(key_id, extra)
 
     def key_ids(self) -> set[str]:
         return set(self._by_key)

@@ -42,7 +42,7 @@ from proxy.limits.demand import MAX_TOKEN_FIELDS, Demand, PriceLike, demand_of
 from proxy.limits.local import LocalCounters, MonthSpend
 from proxy.limits.metrics import LimitsMetrics
 from proxy.limits.settings import LimitsConfig
-from proxy.limits.shared import ADMITTED, BUDGET, RATE, SEED_NEEDED, Carry, SharedCounters, Verdict
+from proxy.limits.shared import ADMITTED, BUDGET, RATE, SEED_NEEDED, Ask, Carry, SharedCounters, Verdict
 from proxy.limits.tickets import Ticket, counted, deltas, month_now, month_start
 from proxy.metering.tap import Metered
 
@@ -195,14 +195,12 @@ class Limiter:
             # Redis may have run the call: what it owed is owed again (counted twice at worst: stricter);
             # what it gave back is not given again (lost at worst: stricter, never more permissive).
             self._local.add_carry(key_id, carry.owed())
-            self._allow.unfree.setdefault(key_id, set()).update(ask.free)
+            self._allow.free_later(key_id, ask.free)
             raise
         if limits.tokens_per_month is not None or limits.usd_per_month is not None:
             self._local.remember_month(key_id, MonthSpend(v.month, v.month_tokens, v.month_micro_usd))
         if v.status == ADMITTED and ask.share:
-            replaced = self._allow.install(key_id, limits, v.month, ask, v.grant, v.levels, lease)
-            if replaced is not None:
-                self._end_allowance(key_id, replaced)
+            self._install(key_id, limits, v, ask, lease)
         return v
 
     async def _top_up(self, key_id: str, limits: KeyLimits, demand: Demand) -> None:
@@ -216,11 +214,16 @@ class Limiter:
                 async with asyncio.timeout(self._timeout):
                     v = await self._shared.admit(key_id, limits, demand.tokens, demand.micro_usd, lease, ask=ask)
             if v.status == ADMITTED:  # else: nothing was taken; requests ask Redis themselves when it runs out
-                replaced = self._allow.install(key_id, limits, v.month, ask, v.grant, v.levels, lease, spare=demand)
-                if replaced is not None:
-                    self._end_allowance(key_id, replaced)
+                self._install(key_id, limits, v, ask, lease, spare=demand)
         except _REDIS_FAILED as exc:
             self._redis_failed(exc)
+
+    def _install(self, key_id: str, limits: KeyLimits, v: Verdict, ask: Ask, lease: str,
+                 spare: Demand | None = None) -> None:
+        """Keep what an admission in Redis granted; the allowance it replaces ends."""
+        replaced = self._allow.install(key_id, limits, v.month, ask, v.grant, v.levels, lease, spare)
+        if replaced is not None:
+            self._end_allowance(key_id, replaced)
 
     def _end_allowance(self, key_id: str, allow: Allowance) -> None:
         """Give an allowance's month rest back (with the key's next call to Redis, or by `maintain()`). Its
@@ -230,7 +233,7 @@ class Limiter:
             self._local.add_carry(key_id, rest)
             self._carry_limits.setdefault(key_id, allow.limits)
         if allow.slots:
-            self._allow.unfree.setdefault(key_id, set()).update(allow.slots)
+            self._allow.free_later(key_id, allow.slots)
 
     async def _seed(self, key_id: str, month: int) -> None:
         assert self._shared is not None
@@ -350,7 +353,7 @@ class Limiter:
             async with asyncio.timeout(self._timeout):
                 await self._shared.settle(key_id, 0, 0, 0, "", 0, tuple(sorted(free)))
         except BaseException:
-            self._allow.unfree.setdefault(key_id, set()).update(free)  # freeing twice is harmless
+            self._allow.free_later(key_id, free)
             raise
 
     async def _flush_carry(self, key_id: str) -> None:
