@@ -82,6 +82,21 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float 
         await asyncio.sleep(0.1)
 
 
+async def confirmed_by_both(http: aiohttp.ClientSession, a: ServeProcess, b: ServeProcess) -> bool:
+    """Whether a revoke (of a fresh probe key) is confirmed by both instances: right after Redis failed
+    over or restarted, a revoke may honestly count fewer instances until their heartbeats are back."""
+    key = await admin(http, a, "POST", "/admin/keys", {"name": "probe"})
+    revoked = await admin(http, b, "POST", f"/admin/keys/{key['id']}/revoke")
+    return bool(revoked["propagation"]["confirmed"] == 2)
+
+
+def server_error_report(traffic: Traffic, *procs: ServeProcess) -> str:
+    """For a failed "no 5xx" assertion: the statuses other than 200 and what the instances logged."""
+    lines = [line[:300] for p in procs for line in p.log().splitlines()
+             if " 50" in line or "ERROR" in line or "WARNING" in line]
+    return f"statuses {[s for s in traffic.statuses if s != 200]}; logged: {lines[:40]}"
+
+
 async def refused_by_both(http: aiohttp.ClientSession, a: ServeProcess, b: ServeProcess, key: str) -> None:
     assert [await chat(http, p, key) for p in (a, b)] == [401, 401]
 

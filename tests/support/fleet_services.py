@@ -104,19 +104,12 @@ def redis_servers(base: Path, count: int, extra: Sequence[str] = ()) -> Iterator
             d = base / f"redis-{i}"
             d.mkdir()
             # A cluster node also listens on port + 10000 (the cluster bus): keep both in range and free.
-            port = _cluster_port() if "--cluster-enabled" in extra else free_port()
+            port = free_port(also=10000) if "--cluster-enabled" in extra else free_port()
             servers.append(RedisProc(port, d, extra).start())
         yield servers
     finally:
         for s in servers:
             s.kill()
-
-
-def _cluster_port() -> int:
-    while True:
-        port = free_port()
-        if port + 10000 < 65536 and not _port_open(port + 10000):
-            return port
 
 
 @dataclass
